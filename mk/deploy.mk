@@ -1,0 +1,3 @@
+# deploy targets
+.PHONY: test-deploy
+test-deploy:

@@ -1,0 +1,4 @@
+# lab targets
+.PHONY: test-lab lab-clean
+test-lab:
+lab-clean:

@@ -1,0 +1,4 @@
+# roles targets
+.PHONY: test-roles lint-ansible
+test-roles:
+lint-ansible:
