@@ -1,4 +1,5 @@
 # lab targets
 .PHONY: test-lab lab-clean
 test-lab:
+lab:
 lab-clean:
