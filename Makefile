@@ -11,6 +11,7 @@ include mk/backend.mk
 include mk/lab.mk
 include mk/roles.mk
 include mk/deploy.mk
+-include mk/bench.mk
 
 .PHONY: help test lint
 help: ## list targets
