@@ -1,0 +1,169 @@
+"""VectorStore in Qdrant's local mode, BM25 only: idempotent ingest, deletion, filters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qdrant_client import models
+
+from textbook.core.config import Settings
+from textbook.rag.chunking import chunk_chapters
+from textbook.rag.content import load_chapters
+from textbook.rag.store import INDEXED_FIELDS, SPARSE_VECTOR, StoreError, VectorStore
+
+MODULE_2 = "Module 2: The Digital Twin"
+
+
+@pytest.fixture
+def store(sparse_settings: Settings) -> Iterator[VectorStore]:
+    vector_store = VectorStore(sparse_settings)
+    yield vector_store
+    vector_store.close()
+
+
+@pytest.fixture
+def ingested(store: VectorStore, chapters_dir: Path) -> VectorStore:
+    store.ingest(chapters_dir)
+    return store
+
+
+def test_ready_reports_missing_then_ready(store: VectorStore, chapters_dir: Path) -> None:
+    ok, detail = store.ready()
+    assert not ok and "missing" in detail
+    with pytest.raises(StoreError, match="missing"):
+        store.search("qos", limit=3)
+    store.ingest(chapters_dir)
+    ok, detail = store.ready()
+    assert ok and "bm25" in detail, detail
+
+
+def test_collection_has_bm25_with_idf_and_no_dense(ingested: VectorStore) -> None:
+    params = ingested.client.get_collection(ingested.collection).config.params
+    assert params.sparse_vectors is not None
+    assert params.sparse_vectors[SPARSE_VECTOR].modifier == models.Modifier.IDF
+    assert not params.vectors  # no embeddings configured: no dense vector
+    assert not ingested.hybrid
+
+
+def test_ingest_twice_writes_nothing_the_second_time(store: VectorStore,
+                                                     chapters_dir: Path) -> None:
+    expected = len(chunk_chapters(load_chapters(chapters_dir)))
+    messages: list[str] = []
+    first = store.ingest(chapters_dir, progress=messages.append)
+    assert (first.chapters, first.chunks, first.added, first.unchanged, first.deleted) == (
+        2, expected, expected, 0, 0)
+    assert len(messages) == 2 and messages[0].startswith("ros2-basics: ")
+    assert re.search(r"\d+ chunks, \d+ added, 0 unchanged, 0 deleted", messages[0])
+    ids = store.chunk_ids()
+
+    upserts: list[Any] = []
+    original = store.client.upsert
+    store.client.upsert = lambda *a, **k: upserts.append(k) or original(*a, **k)  # type: ignore[method-assign]
+    second = store.ingest(chapters_dir)
+    assert (second.added, second.unchanged, second.deleted) == (0, expected, 0)
+    assert upserts == []
+    assert store.count() == expected and store.chunk_ids() == ids
+
+
+def test_removed_section_is_deleted_on_reingest(ingested: VectorStore,
+                                                chapters_dir: Path) -> None:
+    source = chapters_dir / "01-nervous-system.md"
+    before = {c.id: c.anchor for c in chunk_chapters(load_chapters(chapters_dir))}
+    services = {i for i, anchor in before.items() if anchor == "services"}
+    assert services
+    text = source.read_text(encoding="utf-8")
+    start = text.index("## Services")
+    end = text.index("## Nodes and Topics", start)
+    source.write_text(text[:start] + text[end:], encoding="utf-8")
+
+    report = ingested.ingest(chapters_dir)
+    assert (report.added, report.deleted) == (0, len(services))
+    stored = ingested.chunk_ids()
+    assert stored == set(before) - services
+    assert all(p.anchor != "services" for p in ingested.search("service request response",
+                                                                 limit=10))
+
+
+def test_edited_section_replaces_its_chunk(ingested: VectorStore, chapters_dir: Path) -> None:
+    source = chapters_dir / "02-digital-twin.md"
+    text = source.read_text(encoding="utf-8")
+    source.write_text(text.replace("Gazebo ships several physics engines.",
+                                   "Gazebo ships several physics engines, such as DART."),
+                      encoding="utf-8")
+    report = ingested.ingest(chapters_dir)
+    assert (report.added, report.deleted) == (1, 1)
+    assert "DART" in ingested.search("DART physics engine", limit=1)[0].text
+
+
+def test_ingesting_one_chapter_leaves_the_others(ingested: VectorStore,
+                                                 chapters_dir: Path) -> None:
+    total = ingested.count()
+    report = ingested.ingest(chapters_dir / "02-digital-twin.md")
+    assert (report.chapters, report.added, report.deleted) == (1, 0, 0)
+    assert ingested.count() == total
+
+
+def test_qos_question_finds_the_qos_section(ingested: VectorStore) -> None:
+    passages = ingested.search("What is a QoS profile", limit=3)
+    assert passages[0].anchor == "quality-of-service"
+    top = passages[0]
+    assert (top.chapter, top.chapter_title, top.section, top.module) == (
+        "ros2-basics", "ROS 2 Basics", "Quality of Service",
+        "Module 1: The Robotic Nervous System")
+    assert "QoS profile is a set of policies" in top.text
+    assert top.score > 0 and [p.score for p in passages] == sorted(
+        (p.score for p in passages), reverse=True)
+
+
+def test_module_and_chapter_filters_restrict_results(ingested: VectorStore) -> None:
+    query = "ROS 2 sensors messages simulation"
+    unfiltered = {p.chapter for p in ingested.search(query, limit=10)}
+    assert unfiltered == {"ros2-basics", "gazebo-simulation"}
+    by_module = ingested.search(query, limit=10, module=MODULE_2)
+    assert by_module and {p.module for p in by_module} == {MODULE_2}
+    by_chapter = ingested.search(query, limit=10, chapter="ros2-basics")
+    assert by_chapter and {p.chapter for p in by_chapter} == {"ros2-basics"}
+    assert ingested.search(query, limit=10, module=MODULE_2, chapter="ros2-basics") == []
+
+
+def test_stopword_only_query_returns_nothing(ingested: VectorStore) -> None:
+    assert ingested.search("what is the", limit=5) == []
+
+
+def test_payload_indexes_on_module_and_chapter(sparse_settings: Settings) -> None:
+    """Keyword indexes are requested; Qdrant's server reports them in payload_schema.
+
+    Local mode accepts the request but reports an empty payload_schema (it has no payload
+    indexes), so here the requests themselves are checked, and the schema when non-empty.
+    """
+    store = VectorStore(sparse_settings)
+    calls: list[dict[str, Any]] = []
+    original = store.client.create_payload_index
+    store.client.create_payload_index = (  # type: ignore[method-assign]
+        lambda *a, **k: calls.append(k) or original(*a, **k))
+    try:
+        store.ensure_collection()
+        assert {c["field_name"]: c["field_schema"] for c in calls} == {
+            field: models.PayloadSchemaType.KEYWORD for field in INDEXED_FIELDS}
+        schema = store.client.get_collection(store.collection).payload_schema
+        for field in INDEXED_FIELDS if schema else ():
+            assert schema[field].data_type == models.PayloadSchemaType.KEYWORD
+    finally:
+        store.close()
+
+
+def test_local_mode_allows_one_client_per_path(store: VectorStore,
+                                               sparse_settings: Settings) -> None:
+    with pytest.raises(StoreError, match="one process per QDRANT_PATH"):
+        VectorStore(sparse_settings)
+
+
+def test_bad_chapter_fails_before_writing(store: VectorStore, chapters_dir: Path) -> None:
+    (chapters_dir / "03-broken.md").write_text("# no front matter\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"03-broken\.md"):
+        store.ingest(chapters_dir)
+    assert store.count() == 0
