@@ -1,0 +1,1 @@
+"""HTTP API, mounted under /api/v1."""

@@ -1,0 +1,38 @@
+"""Administration: re-ingest the textbook into the vector store."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from textbook.api.deps import AdminUser, SettingsDep, StoreDep
+from textbook.api.schemas import IngestResponse
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestResponse,
+    responses={403: {"description": "Admin role required"}},
+)
+async def ingest(
+    request: Request, _admin: AdminUser, store: StoreDep, settings: SettingsDep
+) -> IngestResponse:
+    """(Re)index settings.content_path; unchanged chunks are kept (content-hash ids)."""
+    try:
+        report = await run_in_threadpool(store.ingest, settings.content_path)
+    except ValueError as exc:  # malformed chapter files on the server
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            f"The textbook content could not be ingested: {exc}",
+        ) from exc
+    request.app.state.library.invalidate()
+    return IngestResponse(
+        chapters=report.chapters,
+        chunks=report.chunks,
+        added=report.added,
+        unchanged=report.unchanged,
+        deleted=report.deleted,
+        seconds=round(report.seconds, 3),
+    )

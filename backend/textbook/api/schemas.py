@@ -1,0 +1,179 @@
+"""Request and response bodies. Every request string has a max_length."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+
+
+def _no_control_chars(value: str) -> str:
+    # NUL cannot be stored in PostgreSQL text and no reader types other control characters.
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+PlainText = AfterValidator(_no_control_chars)
+Name = Annotated[str, Field(max_length=200), PlainText]
+Question = Annotated[str, Field(min_length=1, max_length=2000), PlainText]
+SelectedText = Annotated[str, Field(min_length=1, max_length=8000), PlainText]
+
+
+Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+Password = Annotated[str, Field(min_length=8, max_length=128)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- auth and users ---------------------------------------------------------------------
+
+
+class RegisterRequest(Strict):
+    email: Annotated[EmailStr, Field(max_length=320)]
+    password: Password
+    full_name: Name | None = None
+
+
+class RefreshRequest(Strict):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - OAuth2 token type, not a secret
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str | None
+    is_admin: bool
+    created_at: datetime
+
+
+# --- chapters and search ------------------------------------------------------------------
+
+
+class SectionSummary(BaseModel):
+    title: str
+    anchor: str
+    level: int
+
+
+class ChapterSummary(BaseModel):
+    slug: str
+    number: int
+    title: str
+    module: str
+    url: str
+    sections: list[SectionSummary]
+
+
+class SectionOut(BaseModel):
+    chapter: str
+    chapter_title: str
+    module: str
+    title: str
+    anchor: str
+    level: int
+    url: str
+    text: str
+
+
+class Citation(BaseModel):
+    chapter: str
+    chapter_title: str
+    module: str
+    section: str
+    anchor: str
+    url: str
+    score: float
+
+
+class SearchHit(Citation):
+    text: str
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchHit]
+
+
+# --- chat --------------------------------------------------------------------------------
+
+AnswerMode = Literal["llm", "extractive"]
+
+
+class ChatRequest(Strict):
+    question: Question
+    session_id: uuid.UUID | None = None
+    # The passage the reader highlighted: the answer comes from it alone, no retrieval.
+    selected_text: SelectedText | None = None
+    module: Name | None = None
+    chapter: Slug | None = None
+    stream: bool = False
+
+
+class ChatResponse(BaseModel):
+    session_id: uuid.UUID
+    message_id: uuid.UUID
+    answer: str
+    mode: AnswerMode
+    source: Literal["retrieval", "selected_text"]
+    citations: list[Citation]
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    role: str
+    content: str
+    mode: str | None
+    selected_text: str | None
+    citations: list[dict[str, Any]]
+    created_at: datetime
+
+
+class SessionSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionDetail(SessionSummary):
+    messages: list[MessageOut]
+
+
+# --- admin and health --------------------------------------------------------------------
+
+
+class IngestResponse(BaseModel):
+    chapters: int
+    chunks: int
+    added: int
+    unchanged: int
+    deleted: int
+    seconds: float
+
+
+class ComponentStatus(BaseModel):
+    ok: bool
+    detail: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "unavailable"]
+    components: dict[str, ComponentStatus]

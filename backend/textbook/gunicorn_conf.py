@@ -1,0 +1,63 @@
+"""gunicorn settings for `textbook serve` (`gunicorn -c python:textbook.gunicorn_conf`).
+
+Environment: GUNICORN_BIND (default 127.0.0.1:8000; the deployment passes
+unix:/run/textbook/gunicorn.sock or a private address), WEB_CONCURRENCY (workers),
+GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from textbook.core.config import get_settings
+
+_settings = get_settings()
+
+
+def worker_count(
+    env: Mapping[str, str] | None = None,
+    cores: int | None = None,
+    embedded_qdrant: bool | None = None,
+) -> int:
+    """Workers: WEB_CONCURRENCY, else 2 x cores + 1 (capped at 8); always 1 with Qdrant's
+    local mode, which allows one process per storage path."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if embedded_qdrant is None:
+        embedded_qdrant = _settings.qdrant_url is None
+    if embedded_qdrant:
+        return 1
+    requested = environ.get("WEB_CONCURRENCY", "")
+    if requested.isdigit() and int(requested) > 0:
+        return int(requested)
+    cores = cores or multiprocessing.cpu_count()
+    return min(2 * cores + 1, 8)
+
+
+bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+workers = worker_count()
+worker_class = "uvicorn_worker.UvicornWorker"
+# Recycle workers now and then; the jitter keeps them from restarting together.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = max(1, max_requests // 10)
+# SSE answers can take a while; the worker heartbeat is separate from request time.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+forwarded_allow_ips = ",".join(_settings.trusted_proxies)
+proxy_allow_ips = forwarded_allow_ips
+# The app writes one JSON access line per request; gunicorn's would be a duplicate.
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+# Import the app in each worker, after fork: the vector store and DB pool are per process.
+preload_app = False
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,127 @@
+"""The ASGI application: `create_app()` builds it; gunicorn serves `textbook.main:app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+
+from textbook.api.deps import Store
+from textbook.api.main import api_router
+from textbook.core.config import Settings, get_settings
+from textbook.core.db import make_engine, make_sessionmaker
+from textbook.core.errors import install_exception_handlers
+from textbook.core.library import ChapterLibrary
+from textbook.core.logging import configure_logging
+from textbook.core.metrics import Metrics, RouteTemplates
+from textbook.core.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    TrustedProxyMiddleware,
+)
+from textbook.core.ratelimit import RateLimiter
+from textbook.core.vector import open_store
+from textbook.llm import make_llm_client
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("textbook")
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The application. `store` replaces the vector store (tests); the caller then owns it."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Connections and clients live as long as the worker; migrations are not run here.
+        engine = make_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.store = store if store is not None else open_store(settings)
+        app.state.llm = make_llm_client(settings)
+        log.info(
+            "started",
+            extra={
+                "environment": settings.environment,
+                "llm": settings.chat_provider,
+                "database": engine.dialect.name,
+            },
+        )
+        try:
+            yield
+        finally:
+            if app.state.llm is not None:
+                await app.state.llm.close()
+            if store is None and app.state.store is not None:
+                app.state.store.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title=settings.project_name,
+        version="1.0.0",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.rate_limiter = RateLimiter(settings)
+    app.state.library = ChapterLibrary(settings.content_path)
+    app.state.store = store
+
+    install_exception_handlers(app)
+    app.include_router(api_router, prefix=API_PREFIX)
+
+    @app.get("/health", tags=["health"], summary="Liveness (no I/O)")
+    def liveness() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        include_in_schema=False,
+    )
+    def metrics(request: Request) -> Response:
+        body, content_type = request.app.state.metrics.render()
+        return Response(body, media_type=content_type)
+
+    # Added innermost first: proxy headers resolve the client before anything logs it.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    fixed = (
+        "/health",
+        "/metrics",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        f"{API_PREFIX}/openapi.json",
+    )
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app.state.metrics, templates=RouteTemplates(app, fixed)
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(TrustedProxyMiddleware, trusted_proxies=settings.trusted_proxies)
+    return app
+
+
+def _app_for_server() -> Any:
+    return create_app()
+
+
+app = _app_for_server()
