@@ -169,18 +169,24 @@ class VectorStore:
 
     # --- ingest -------------------------------------------------------------------------
 
-    def _existing(self, chapter: str) -> dict[str, object]:
-        """Ids of the chapter's stored points and the embedding model each was made with."""
-        found: dict[str, object] = {}
+    def _existing(self, chapters: Sequence[str]) -> dict[str, dict[str, object]]:
+        """For each chapter slug: its stored point ids and the embedding model of each.
+
+        One scroll for all chapters: a filtered scroll per chapter costs a pass over the
+        whole collection each time in local mode.
+        """
+        found: dict[str, dict[str, object]] = {slug: {} for slug in chapters}
         flt = models.Filter(must=[models.FieldCondition(
-            key="chapter", match=models.MatchValue(value=chapter))])
+            key="chapter", match=models.MatchAny(any=list(chapters)))])
         offset: Any = None
         while True:
             points, offset = self.client.scroll(
                 self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
-                with_payload=["embedding_model"], with_vectors=False)
+                with_payload=["chapter", "embedding_model"], with_vectors=False)
             for point in points:
-                found[str(point.id)] = (point.payload or {}).get("embedding_model")
+                payload = point.payload or {}
+                found[str(payload.get("chapter"))][str(point.id)] = payload.get(
+                    "embedding_model")
             if offset is None:
                 return found
 
@@ -213,10 +219,12 @@ class VectorStore:
         chapters = load_chapters(path)
         self.ensure_collection(recreate_if_mismatched=True)
         report = IngestReport(chapters=len(chapters))
+        with self._lock:
+            stored = self._existing([chapter.slug for chapter in chapters])
         for chapter in chapters:
             chunks = chunk_chapter(chapter)
+            existing = stored[chapter.slug]
             with self._lock:
-                existing = self._existing(chapter.slug)
                 fresh = [c for c in chunks
                          if existing.get(c.id, _ABSENT) != self.embedding_model]
                 for start in range(0, len(fresh), UPSERT_BATCH):

@@ -37,7 +37,7 @@ def chapters_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def sparse_settings(tmp_path: Path, chapters_dir: Path) -> Settings:
     """Qdrant local mode under tmp_path, no embeddings provider: the sparse-only path."""
-    return Settings(_env_file=None, qdrant_url=None, qdrant_path=tmp_path / "qdrant",  # type: ignore[call-arg]
+    return Settings(_env_file=None, qdrant_url=None, qdrant_path=tmp_path / "qdrant",
                     qdrant_collection="test_textbook", content_path=chapters_dir,
                     embedding_provider="none", llm_provider="none")
 
@@ -129,6 +129,19 @@ def hybrid_settings(tmp_path: Path, chapters_dir: Path, embeddings_server: FakeE
     monkeypatch.setenv("OPENAI_API_KEY", "test-key-not-secret")
     monkeypatch.setenv("OPENAI_BASE_URL", embeddings_server.base_url)
     embeddings_server.requests.clear()
-    return Settings(_env_file=None, qdrant_path=tmp_path / "qdrant",  # type: ignore[call-arg]
+    return Settings(_env_file=None, qdrant_path=tmp_path / "qdrant",
                     qdrant_collection="test_textbook", content_path=chapters_dir,
                     llm_max_retries=0, llm_timeout_seconds=10)
+
+
+def spy_calls(target: object, method: str) -> list[dict[str, Any]]:
+    """Wrap `target.method` to record each call's keyword arguments, still calling it."""
+    calls: list[dict[str, Any]] = []
+    original = getattr(target, method)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    setattr(target, method, recording)
+    return calls

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from qdrant_client import models
 
-from conftest import DEFAULT_FAKE_DIMENSIONS, EMBED_FAIL_MARKER, FakeEmbeddingsServer
+from conftest import (
+    DEFAULT_FAKE_DIMENSIONS,
+    EMBED_FAIL_MARKER,
+    FakeEmbeddingsServer,
+    spy_calls,
+)
 from textbook.core.config import Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
@@ -24,15 +29,7 @@ def store(hybrid_settings: Settings) -> Iterator[VectorStore]:
 
 
 def _spy_queries(store: VectorStore) -> list[dict[str, Any]]:
-    calls: list[dict[str, Any]] = []
-    original = store.client.query_points
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return original(*args, **kwargs)
-
-    store.client.query_points = spy  # type: ignore[method-assign]
-    return calls
+    return spy_calls(store.client, "query_points")
 
 
 def test_ingest_stores_dense_vectors_sized_by_the_first_embedding(
@@ -46,7 +43,9 @@ def test_ingest_stores_dense_vectors_sized_by_the_first_embedding(
     assert params.sparse_vectors[SPARSE_VECTOR].modifier == models.Modifier.IDF
     point = store.client.retrieve(store.collection, [next(iter(store.chunk_ids()))],
                                   with_vectors=True)[0]
-    assert isinstance(point.vector, dict) and len(point.vector[DENSE_VECTOR]) == 64
+    assert isinstance(point.vector, dict)
+    dense = point.vector[DENSE_VECTOR]
+    assert isinstance(dense, list) and len(dense) == DEFAULT_FAKE_DIMENSIONS
     assert point.payload is not None
     assert point.payload["embedding_model"] == "text-embedding-3-small"
     assert {r["model"] for r in embeddings_server.requests} == {"text-embedding-3-small"}

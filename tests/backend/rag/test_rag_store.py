@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from qdrant_client import models
 
+from conftest import spy_calls
 from textbook.core.config import Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
@@ -60,9 +60,7 @@ def test_ingest_twice_writes_nothing_the_second_time(store: VectorStore,
     assert re.search(r"\d+ chunks, \d+ added, 0 unchanged, 0 deleted", messages[0])
     ids = store.chunk_ids()
 
-    upserts: list[Any] = []
-    original = store.client.upsert
-    store.client.upsert = lambda *a, **k: upserts.append(k) or original(*a, **k)  # type: ignore[method-assign]
+    upserts = spy_calls(store.client, "upsert")
     second = store.ingest(chapters_dir)
     assert (second.added, second.unchanged, second.deleted) == (0, expected, 0)
     assert upserts == []
@@ -141,10 +139,7 @@ def test_payload_indexes_on_module_and_chapter(sparse_settings: Settings) -> Non
     indexes), so here the requests themselves are checked, and the schema when non-empty.
     """
     store = VectorStore(sparse_settings)
-    calls: list[dict[str, Any]] = []
-    original = store.client.create_payload_index
-    store.client.create_payload_index = (  # type: ignore[method-assign]
-        lambda *a, **k: calls.append(k) or original(*a, **k))
+    calls = spy_calls(store.client, "create_payload_index")
     try:
         store.ensure_collection()
         assert {c["field_name"]: c["field_schema"] for c in calls} == {

@@ -1,0 +1,11 @@
+# Benchmarks: measurements, not tests (nothing here fails on a slow machine). Each
+# bench/<name>.py writes reports/bench/<name>.json through bench/_report.py; files starting
+# with "_" are helpers. `make bench BENCH=rag` runs one.
+BENCH_SCRIPTS := $(sort $(filter-out bench/_%.py,$(wildcard bench/*.py)))
+BENCH ?=
+
+.PHONY: bench
+bench: venv ## benchmarks (ingest throughput, search/answer latency, ...) -> reports/bench/*.json
+	@set -e; for script in $(if $(BENCH),bench/$(BENCH).py,$(BENCH_SCRIPTS)); do \
+	  echo "== bench $$script"; $(PY) $$script; \
+	done
