@@ -4,7 +4,7 @@ The corpus is the sample textbook scaled up: each chapter is copied N times with
 slug, chapter number and module, and a share of its prose words varied per copy, so the
 copies are distinct chunks with a growing vocabulary rather than duplicates.
 
-    python bench/rag_bench.py [--target-chunks 10000] [--searches 40] [--answers 1000]
+    python bench/rag.py [--target-chunks 10000] [--searches 40] [--answers 1000]
 
 Runs against Qdrant's local (embedded) mode with BM25 only, as the lab has no embeddings
 provider; set QDRANT_URL to measure a Qdrant server instead (a throwaway collection is used
