@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apitest import ClientFactory, make_settings
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from llm_server import FakeOpenAI, ServerThread, build_app
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from apitest import ClientFactory, make_settings
-from llm_server import FakeOpenAI, ServerThread, build_app
+from textbook.core import security
 from textbook.core.config import SAMPLE_CONTENT_DIR, Settings
 from textbook.core.db import make_engine
 from textbook.core.migrate import upgrade
@@ -31,6 +33,16 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.lower() in Settings.model_fields or name == "TEXTBOOK_ENV_FILE":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing() -> Iterator[None]:
+    """Cheap argon2 parameters: the production cost (~0.5 s a hash here) would dominate
+    the run. Hashes are still argon2id; the parameters travel inside each hash."""
+    production = security._hasher
+    security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    security._hasher = production
 
 
 def _postgres_url() -> str:
