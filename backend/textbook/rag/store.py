@@ -87,8 +87,11 @@ class VectorStore:
         else:
             api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key \
                 else None
+            # No version probe at construction: startup must not block on a down server;
+            # ready() reports reachability.
             self.client = QdrantClient(url=settings.qdrant_url, api_key=api_key,
-                                       timeout=SERVER_TIMEOUT_SECONDS)
+                                       timeout=SERVER_TIMEOUT_SECONDS,
+                                       check_compatibility=False)
         self.embedder: Embedder | None = make_embedder(settings)
         self.embedding_model: str | None = self.embedder.model if self.embedder else None
         # The local client is plain Python state; the server client is thread-safe.

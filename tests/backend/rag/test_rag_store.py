@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +163,20 @@ def test_bad_chapter_fails_before_writing(store: VectorStore, chapters_dir: Path
     with pytest.raises(ValueError, match=r"03-broken\.md"):
         store.ingest(chapters_dir)
     assert store.count() == 0
+
+
+def test_unreachable_server_is_not_ready(sparse_settings: Settings) -> None:
+    """Server mode against a closed loopback port: ready() says so, search raises StoreError."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = VectorStore(sparse_settings.model_copy(update={
+        "qdrant_url": f"http://127.0.0.1:{port}", "qdrant_path": None}))
+    try:
+        assert not store.local
+        ok, detail = store.ready()
+        assert not ok and detail.startswith("qdrant unreachable")
+        with pytest.raises(StoreError, match="qdrant unreachable"):
+            store.search("qos", limit=3)
+    finally:
+        store.close()
