@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import math
 import shutil
 import socket
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from rag_helpers import FIXTURE_CHAPTERS, FakeEmbeddingsServer, embeddings_app
 
 from textbook.core.config import Settings
-from textbook.rag.sparse import tokenize
-
-FIXTURE_CHAPTERS = Path(__file__).parent / "fixtures" / "chapters"
 
 
 @pytest.fixture
@@ -48,55 +38,6 @@ def fixture_chapters() -> Path:
     return FIXTURE_CHAPTERS
 
 
-# --- a local OpenAI-compatible embeddings server ------------------------------------------
-
-EMBED_FAIL_MARKER = "EMBED-FAIL"
-DEFAULT_FAKE_DIMENSIONS = 64
-
-
-def fake_embedding(text: str, dimensions: int) -> list[float]:
-    """Deterministic hashed bag-of-words vector, L2-normalised (texts sharing words are close)."""
-    vector = [0.0] * dimensions
-    for word in tokenize(text):
-        vector[zlib.crc32(word.encode()) % dimensions] += 1.0
-    norm = math.sqrt(sum(v * v for v in vector))
-    if norm == 0:
-        vector[0], norm = 1.0, 1.0
-    return [v / norm for v in vector]
-
-
-@dataclass
-class FakeEmbeddingsServer:
-    base_url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _embeddings_app(server: FakeEmbeddingsServer) -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/v1/embeddings")
-    async def embeddings(body: dict[str, Any]) -> JSONResponse:
-        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        server.requests.append({"model": body.get("model"), "count": len(inputs),
-                                "dimensions": body.get("dimensions"),
-                                "encoding_format": body.get("encoding_format")})
-        if any(EMBED_FAIL_MARKER in text for text in inputs):
-            return JSONResponse({"error": {"message": "boom", "type": "server_error"}},
-                                status_code=500)
-        dimensions = int(body.get("dimensions") or DEFAULT_FAKE_DIMENSIONS)
-        data = []
-        for index, text in enumerate(inputs):
-            vector = fake_embedding(text, dimensions)
-            encoded: object = vector
-            if body.get("encoding_format") == "base64":
-                encoded = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
-            data.append({"object": "embedding", "index": index, "embedding": encoded})
-        return JSONResponse({"object": "list", "data": data, "model": body.get("model"),
-                             "usage": {"prompt_tokens": 0, "total_tokens": 0}})
-
-    return app
-
-
 @pytest.fixture(scope="session")
 def embeddings_server() -> Iterator[FakeEmbeddingsServer]:
     """An OpenAI-compatible /v1/embeddings on a random loopback port, for the whole session."""
@@ -104,7 +45,7 @@ def embeddings_server() -> Iterator[FakeEmbeddingsServer]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     fake = FakeEmbeddingsServer(base_url=f"http://127.0.0.1:{port}/v1")
-    server = uvicorn.Server(uvicorn.Config(_embeddings_app(fake), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(embeddings_app(fake), log_level="warning",
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -134,14 +75,3 @@ def hybrid_settings(tmp_path: Path, chapters_dir: Path, embeddings_server: FakeE
                     llm_max_retries=0, llm_timeout_seconds=10)
 
 
-def spy_calls(target: object, method: str) -> list[dict[str, Any]]:
-    """Wrap `target.method` to record each call's keyword arguments, still calling it."""
-    calls: list[dict[str, Any]] = []
-    original = getattr(target, method)
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return original(*args, **kwargs)
-
-    setattr(target, method, recording)
-    return calls

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from qdrant_client import models
-
-from conftest import (
+from rag_helpers import (
     DEFAULT_FAKE_DIMENSIONS,
     EMBED_FAIL_MARKER,
     FakeEmbeddingsServer,
     spy_calls,
 )
+
 from textbook.core.config import Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from qdrant_client import models
+from rag_helpers import spy_calls
 
-from conftest import spy_calls
 from textbook.core.config import Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
