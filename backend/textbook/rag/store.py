@@ -45,7 +45,8 @@ SPARSE_VECTOR = "bm25"
 DENSE_VECTOR = "dense"
 INDEXED_FIELDS = ("module", "chapter")
 UPSERT_BATCH = 128
-SCROLL_PAGE = 1024
+SCROLL_PAGE = 4096
+FILTERED_SCROLL_MAX_CHAPTERS = 8
 # Each branch of a hybrid query contributes this many candidates per requested result.
 PREFETCH_FACTOR = 4
 MIN_PREFETCH = 20
@@ -175,12 +176,14 @@ class VectorStore:
     def _existing(self, chapters: Sequence[str]) -> dict[str, dict[str, object]]:
         """For each chapter slug: its stored point ids and the embedding model of each.
 
-        One scroll for all chapters: a filtered scroll per chapter costs a pass over the
-        whole collection each time in local mode.
+        One scroll for all chapters. A few chapters are selected by a filter; many are
+        bucketed here from an unfiltered scroll, since local mode checks a filter against
+        every point in Python (a per-chapter or many-valued filter turns quadratic).
         """
         found: dict[str, dict[str, object]] = {slug: {} for slug in chapters}
         flt = models.Filter(must=[models.FieldCondition(
-            key="chapter", match=models.MatchAny(any=list(chapters)))])
+            key="chapter", match=models.MatchAny(any=list(chapters)))]) \
+            if len(chapters) <= FILTERED_SCROLL_MAX_CHAPTERS else None
         offset: Any = None
         while True:
             points, offset = self.client.scroll(
@@ -188,8 +191,9 @@ class VectorStore:
                 with_payload=["chapter", "embedding_model"], with_vectors=False)
             for point in points:
                 payload = point.payload or {}
-                found[str(payload.get("chapter"))][str(point.id)] = payload.get(
-                    "embedding_model")
+                bucket = found.get(str(payload.get("chapter")))
+                if bucket is not None:
+                    bucket[str(point.id)] = payload.get("embedding_model")
             if offset is None:
                 return found
 

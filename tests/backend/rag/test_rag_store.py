@@ -14,7 +14,13 @@ from rag_helpers import spy_calls
 from textbook.core.config import Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
-from textbook.rag.store import INDEXED_FIELDS, SPARSE_VECTOR, StoreError, VectorStore
+from textbook.rag.store import (
+    FILTERED_SCROLL_MAX_CHAPTERS,
+    INDEXED_FIELDS,
+    SPARSE_VECTOR,
+    StoreError,
+    VectorStore,
+)
 
 MODULE_2 = "Module 2: The Digital Twin"
 
@@ -180,3 +186,32 @@ def test_unreachable_server_is_not_ready(sparse_settings: Settings) -> None:
             store.search("qos", limit=3)
     finally:
         store.close()
+
+
+def _many_chapters(target: Path, count: int) -> Path:
+    target.mkdir()
+    for n in range(count):
+        (target / f"{n:02d}.md").write_text(
+            f"---\nmodule: Extra\nchapter: {10 + n}\ntitle: Extra {n}\nslug: extra-{n}\n---\n"
+            f"# Extra {n}\n\n## Topic {n}\n\nExtra chapter {n} explains actuator number {n}.\n\n"
+            f"## Wiring\n\nCables of chapter {n}.\n", encoding="utf-8")
+    return target
+
+
+def test_many_chapters_reingest_and_leave_other_chapters(ingested: VectorStore,
+                                                         tmp_path: Path) -> None:
+    """More chapters than FILTERED_SCROLL_MAX_CHAPTERS: the unfiltered bookkeeping path."""
+    count = FILTERED_SCROLL_MAX_CHAPTERS + 2
+    fixture_ids = ingested.chunk_ids()
+    extra = _many_chapters(tmp_path / "extra", count)
+    first = ingested.ingest(extra)
+    assert (first.chapters, first.added, first.deleted) == (count, 2 * count, 0)
+    assert fixture_ids <= ingested.chunk_ids()  # chapters not ingested are left alone
+    again = ingested.ingest(extra)
+    assert (again.added, again.unchanged, again.deleted) == (0, 2 * count, 0)
+    source = extra / "03.md"
+    source.write_text(source.read_text(encoding="utf-8").split("## Wiring")[0],
+                      encoding="utf-8")
+    third = ingested.ingest(extra)
+    assert (third.added, third.deleted) == (0, 1)
+    assert ingested.count() == len(fixture_ids) + 2 * count - 1
