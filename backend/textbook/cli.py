@@ -69,10 +69,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
     from textbook.core.db import make_engine
     from textbook.core.migrate import current_revision, downgrade, head_revision, upgrade
 
-    settings = load_settings()
     engine = make_engine(settings)
     try:
         with engine.connect() as conn:
@@ -93,9 +93,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = load_settings()
     from textbook.rag.store import VectorStore
 
-    settings = load_settings()
     path = Path(args.path) if args.path else settings.content_path
     if not path.exists():
         raise CommandError(f"textbook: {path}: no such file or directory")
@@ -185,11 +185,11 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 
 def cmd_check(_args: argparse.Namespace) -> int:
+    settings = load_settings()
     from textbook.core.db import make_engine
     from textbook.core.readiness import check_all
     from textbook.core.vector import open_store
 
-    settings = load_settings()
     print(
         f"configuration: ok (environment {settings.environment}, "
         f"llm {settings.chat_provider}, database {settings.database_url.split(':')[0]})"

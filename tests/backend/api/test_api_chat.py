@@ -251,7 +251,7 @@ def test_sse_stream_framing(llm_client: TestClient, llm: FakeOpenAI, database_ur
     assert meta["citations"]
     text = "".join(data["text"] for name, data in events if name == "token")
     assert text == llm.behaviour.reply
-    done = [data for name, data in events if name == "done"][0]
+    done = next(data for name, data in events if name == "done")
     assert done["session_id"] == meta["session_id"]
     detail = llm_client.get(f"/api/v1/chat/sessions/{meta['session_id']}", headers=headers)
     assert detail.json()["messages"][1]["content"] == llm.behaviour.reply

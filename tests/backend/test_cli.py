@@ -1,0 +1,225 @@
+"""The `textbook` command, run as a subprocess the way an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from textbook import cli
+from textbook.core.config import SAMPLE_CONTENT_DIR, get_settings
+
+GOOD_KEY = "9f2c7a1e5b3d8f6a0c4e2b7d9a1f3c5e"
+
+
+def run(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "textbook.cli", *args],
+        cwd=tmp_path,
+        env=base_env(tmp_path) | (env or {}),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return keep | {"DATA_DIR": str(tmp_path / "var"), "LOG_LEVEL": "WARNING"}
+
+
+@pytest.mark.parametrize("command", ["check", "serve", "migrate", "ingest"])
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("", "is not set"),
+        ("short", "too short"),
+        ("change-me-change-me-change-me-change-me", "placeholder"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "too little variety"),
+    ],
+    ids=["missing", "short", "placeholder", "repetitive"],
+)
+def test_weak_secret_key_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    key: str,
+    reason: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENVIRONMENT", "staging")
+    monkeypatch.setenv("SECRET_KEY", key)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([command])
+    finally:
+        get_settings.cache_clear()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("textbook: configuration error: SECRET_KEY")
+    assert reason in err
+
+
+def test_weak_secret_key_message_has_no_traceback(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", env={"ENVIRONMENT": "production", "SECRET_KEY": "short"})
+    assert result.returncode == 2
+    assert "SECRET_KEY is too short" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_migrate_ingest_check(tmp_path: Path) -> None:
+    before = run(tmp_path, "check")
+    assert before.returncode == 1
+    assert "database: FAIL" in before.stdout
+
+    migrated = run(tmp_path, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "empty -> 0001_initial" in migrated.stdout
+    again = run(tmp_path, "migrate")
+    assert "0001_initial -> 0001_initial" in again.stdout
+
+    not_ingested = run(tmp_path, "check")
+    assert not_ingested.returncode == 1
+    assert "database: ok" in not_ingested.stdout
+    assert "vector_store: FAIL" in not_ingested.stdout
+
+    ingested = run(tmp_path, "ingest", str(SAMPLE_CONTENT_DIR))
+    assert ingested.returncode == 0, ingested.stderr
+    assert "ros2-foundations:" in ingested.stderr  # progress, with elapsed time
+    assert "s] " in ingested.stderr
+    assert "ingested" in ingested.stderr and " chunks " in ingested.stderr
+
+    ready = run(tmp_path, "check")
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    assert "vector_store: ok" in ready.stdout
+
+
+def test_ingest_missing_path_is_a_clean_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "ingest", str(tmp_path / "nowhere"))
+    assert result.returncode == 1
+    assert "no such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_create_admin_from_env_and_stdin(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    created = run(
+        tmp_path,
+        "create-admin",
+        "--email",
+        "Root@Example.org",
+        env={"TEXTBOOK_ADMIN_PASSWORD": "a long admin password"},
+    )
+    assert created.returncode == 0, created.stderr
+    assert "admin root@example.org created" in created.stdout
+    promoted = run(
+        tmp_path, "create-admin", "--email", "root@example.org", stdin="another long password\n"
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    assert "promoted" in promoted.stdout
+
+    from sqlalchemy import create_engine, select
+
+    from textbook.core.security import verify_password
+    from textbook.models import User
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'textbook.db'}")
+    with engine.connect() as conn:
+        row = conn.execute(select(User.is_admin, User.hashed_password)).one()
+    engine.dispose()
+    assert row.is_admin is True
+    assert verify_password("another long password", row.hashed_password)
+
+
+def test_create_admin_refuses_weak_passwords_and_argv_passwords(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    weak = run(tmp_path, "create-admin", "--email", "a@example.org", stdin="short\n")
+    assert weak.returncode == 1
+    assert "at least 12" in weak.stderr
+    argv = run(tmp_path, "create-admin", "--email", "a@example.org", "--password", "x" * 20)
+    assert argv.returncode == 2  # there is no such option
+    bad_email = run(
+        tmp_path,
+        "create-admin",
+        "--email",
+        "not-an-email",
+        env={"TEXTBOOK_ADMIN_PASSWORD": "a long admin password"},
+    )
+    assert bad_email.returncode == 1
+    assert "invalid e-mail" in bad_email.stderr
+
+
+def test_create_admin_before_migrate_explains(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "create-admin",
+        "--email",
+        "a@example.org",
+        env={"TEXTBOOK_ADMIN_PASSWORD": "a long admin password"},
+    )
+    assert result.returncode == 1
+    assert "textbook migrate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_gunicorn_with_uvicorn_workers(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    assert run(tmp_path, "ingest").returncode == 0
+    port = _free_port()
+    env = base_env(tmp_path) | {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "LOG_LEVEL": "INFO",
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": GOOD_KEY,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "textbook.cli", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready is not None, "gunicorn did not answer"
+        assert ready.status_code == 200, ready.text
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/search", params={"q": "topics"}, timeout=10
+        )
+        assert answer.status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert "uvicorn_worker" in err or "UvicornWorker" in err or "Booting worker" in err
+    assert err.count("Booting worker") == 1  # embedded Qdrant: exactly one worker
+    access = [line for line in err.splitlines() if '"textbook.access"' in line]
+    assert sum('"path": "/api/v1/search"' in line for line in access) == 1
+    # The app logs each request once; gunicorn's own access log is off.
+    assert not [line for line in err.splitlines() if '"GET /api/v1/search' in line]

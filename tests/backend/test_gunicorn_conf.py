@@ -1,0 +1,52 @@
+"""gunicorn settings: workers, worker class, timeouts, no access log."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from textbook.core import config
+
+
+@pytest.fixture
+def conf(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    def load(**env: str):  # type: ignore[no-untyped-def]
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        config.get_settings.cache_clear()
+        import textbook.gunicorn_conf as module
+
+        return importlib.reload(module)
+
+    yield load
+    config.get_settings.cache_clear()
+
+
+def test_defaults(conf) -> None:  # type: ignore[no-untyped-def]
+    module = conf()
+    assert module.bind == ["127.0.0.1:8000"]
+    assert module.worker_class == "uvicorn_worker.UvicornWorker"
+    assert module.workers == 1  # embedded Qdrant: one process per storage path
+    assert module.accesslog is None
+    assert module.max_requests > 0 and 0 < module.max_requests_jitter < module.max_requests
+    assert module.graceful_timeout > 0 and module.timeout > 0 and module.keepalive > 0
+    assert module.forwarded_allow_ips == "127.0.0.1"
+
+
+def test_bind_and_proxies_from_environment(conf) -> None:  # type: ignore[no-untyped-def]
+    module = conf(
+        GUNICORN_BIND="unix:/run/textbook/gunicorn.sock", TRUSTED_PROXIES="10.0.0.2, unix:"
+    )
+    assert module.bind == ["unix:/run/textbook/gunicorn.sock"]
+    assert module.forwarded_allow_ips == "10.0.0.2,unix:"
+
+
+def test_worker_count(conf) -> None:  # type: ignore[no-untyped-def]
+    module = conf(QDRANT_URL="http://10.0.0.5:6333")
+    assert module.worker_count({}, cores=2, embedded_qdrant=False) == 5
+    assert module.worker_count({}, cores=16, embedded_qdrant=False) == 8
+    assert module.worker_count({"WEB_CONCURRENCY": "3"}, cores=2, embedded_qdrant=False) == 3
+    assert module.worker_count({"WEB_CONCURRENCY": "junk"}, cores=1, embedded_qdrant=False) == 3
+    assert module.worker_count({"WEB_CONCURRENCY": "4"}, cores=2, embedded_qdrant=True) == 1
+    assert module.workers == min(2 * __import__("os").cpu_count() + 1, 8)
