@@ -1,5 +1,20 @@
-# lab targets
-.PHONY: test-lab lab-clean
-test-lab:
-lab:
-lab-clean:
+# Test lab (docs/lab.md): systemd lab hosts in the lab's own Docker engine, pebble (ACME), a qemu VM.
+# Every make recipe talks to the lab's engine, never to a system Docker.
+export DOCKER_HOST := unix:///run/textbook-lab/docker.sock
+
+.PHONY: lab lab-vm lab-vm-stop lab-clean test-lab
+lab: apt ## lab ready: engine, base images (cached by recipe), pebble, Molecule base config
+	@lab/bin/up
+
+lab-vm: lab ## boot the VM lab host (qemu, TCG) and print how to reach it over SSH
+	@lab/bin/vm up
+
+lab-vm-stop: ## stop the VM lab host
+	@lab/bin/vm stop
+
+lab-clean: ## stop everything the lab started (VM, lab hosts, pebble, engine); caches stay
+	@lab/bin/clean
+
+test-lab: lab venv ## lab smoke: boot, reachability, multi-host names, pebble-issued cert on nginx
+	@start=$$(date +%s); cd tests/lab && molecule test --all && \
+	echo "== test-lab: ok in $$(( $$(date +%s) - start ))s"
