@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     """Runtime settings. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(
-        env_file=_env_files(), env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=_env_files(), env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        # `VAR=` (as in .env.example) means "use the default", not an empty value.
+        env_ignore_empty=True,
     )
 
     environment: Environment = "development"
@@ -105,7 +107,9 @@ class Settings(BaseSettings):
         if self.qdrant_url is None and self.qdrant_path is None:
             self.qdrant_path = self.data_dir / "qdrant"
         if self.environment != "development":
-            problem = secret_key_problem(self.secret_key.get_secret_value())
+            key = self.secret_key.get_secret_value()
+            # The built-in default only exists for development: here it means "not set".
+            problem = "is not set" if key == DEV_SECRET_KEY else secret_key_problem(key)
             if problem:
                 raise ValueError(f"SECRET_KEY {problem} (ENVIRONMENT={self.environment})")
         return self
