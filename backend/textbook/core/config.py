@@ -20,8 +20,18 @@ DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - 
 GEMINI_OPENAI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai/"
 MIN_SECRET_KEY_LENGTH = 32
 # Values people paste from examples; refused outside development.
-PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "replace", "example", "secret-key",
-                       "insecure", "xxxxxxxx", "placeholder", "your-")
+PLACEHOLDER_MARKERS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "replace",
+    "example",
+    "secret-key",
+    "insecure",
+    "xxxxxxxx",
+    "placeholder",
+    "your-",
+)
 
 Environment = Literal["development", "staging", "production"]
 Provider = Literal["openai", "gemini", "none"]
@@ -43,7 +53,10 @@ class Settings(BaseSettings):
     """Runtime settings. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(
-        env_file=_env_files(), env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_file=_env_files(),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
         # `VAR=` (as in .env.example) means "use the default", not an empty value.
         env_ignore_empty=True,
     )
@@ -121,8 +134,9 @@ class Settings(BaseSettings):
 
     @property
     def embeddings_provider(self) -> Provider:
-        return self._resolve(self.embedding_provider if self.embedding_provider else
-                             self.llm_provider)
+        return self._resolve(
+            self.embedding_provider if self.embedding_provider else self.llm_provider
+        )
 
     def _resolve(self, chosen: Provider | None) -> Provider:
         if chosen is not None:
@@ -155,8 +169,11 @@ class Settings(BaseSettings):
     def resolved_embedding_model(self) -> str:
         if self.embedding_model:
             return self.embedding_model
-        return "text-embedding-004" if self.embeddings_provider == "gemini" else (
-            "text-embedding-3-small")
+        return (
+            "text-embedding-004"
+            if self.embeddings_provider == "gemini"
+            else ("text-embedding-3-small")
+        )
 
     @property
     def is_sqlite(self) -> bool:
