@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this file
 # Shared paths and helpers for the lab scripts (sourced, not run).
 # Paths are machine-wide so every checkout on this machine shares one engine and one cache.
 set -euo pipefail
