@@ -43,7 +43,7 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return JSONResponse(
         {"detail": _clean_errors(exc.errors())},
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        status_code=422,
     )
 
 

@@ -96,7 +96,7 @@ class RequestContextMiddleware:
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(
-            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+            status_code=413,
             detail=f"Request body is larger than the limit of {limit} bytes",
         )
 
