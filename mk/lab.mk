@@ -2,7 +2,7 @@
 # Every make recipe talks to the lab's engine, never to a system Docker.
 export DOCKER_HOST := unix:///run/textbook-lab/docker.sock
 
-.PHONY: lab lab-vm lab-vm-stop lab-clean test-lab
+.PHONY: lab lab-vm lab-vm-stop lab-clean test-lab test-lab-vm
 lab: apt ## lab ready: engine, base images (cached by recipe), pebble, Molecule base config
 	@lab/bin/up
 
@@ -18,3 +18,8 @@ lab-clean: ## stop everything the lab started (VM, lab hosts, pebble, engine); c
 test-lab: lab venv ## lab smoke: boot, reachability, multi-host names, pebble-issued cert on nginx
 	@start=$$(date +%s); cd tests/lab && molecule test --all && \
 	echo "== test-lab: ok in $$(( $$(date +%s) - start ))s"
+
+test-lab-vm: lab venv ## VM smoke: boot the VM, Ansible reaches it through the generated inventory, stop it
+	@start=$$(date +%s); lab/bin/vm up && \
+	ansible-playbook -i lab/.state/inventory-vm tests/lab/vm-smoke.yml && \
+	lab/bin/vm stop && echo "== test-lab-vm: ok in $$(( $$(date +%s) - start ))s"

@@ -27,7 +27,3 @@ engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 # pid_alive FILE: the pid recorded in FILE is a running process.
 pid_alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# recipe_hash RECIPE: the cache key of an image recipe (recipe text + the build script).
-recipe_hash() {
-  cat "$1" "$LAB_DIR/bin/build-image" | sha256sum | cut -c1-16
-}
