@@ -1,7 +1,7 @@
 # Backend: lint, tests against SQLite and a throwaway PostgreSQL, and a local quickstart.
 .PHONY: lint-backend test-backend serve
 
-BACKEND_PATHS := backend tests/backend tests/conftest.py
+BACKEND_PATHS := backend tests/backend tests/conftest.py bench
 # Loopback port of the throwaway PostgreSQL cluster `test-backend` starts and stops.
 PG_TEST_PORT ?= 55432
 # What `test-backend` runs (narrow it while working: make test-backend BACKEND_TESTS=...).
