@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 def probe(target: str) -> str:
     host, port = target.rsplit(":", 1)
     try:
-        with socket.create_connection((host, int(port)), timeout=3):
+        with socket.create_connection((host, int(port)), timeout=5):
             return "open"
     except ConnectionRefusedError:
         return "refused"
