@@ -17,11 +17,11 @@ def probe(target: str) -> str:
             return "open"
     except ConnectionRefusedError:
         return "refused"
-    except socket.timeout:
+    except TimeoutError:
         return "timeout"
     except OSError as exc:
         return f"error: {exc}"
 
 
 with ThreadPoolExecutor(max_workers=32) as pool:
-    print(json.dumps(dict(zip(sys.argv[1:], pool.map(probe, sys.argv[1:])))))
+    print(json.dumps(dict(zip(sys.argv[1:], pool.map(probe, sys.argv[1:]), strict=True))))
