@@ -5,7 +5,7 @@ BACKEND_PATHS := backend tests/backend tests/conftest.py bench
 # Loopback port of the throwaway PostgreSQL cluster `test-backend` starts and stops.
 PG_TEST_PORT ?= 55432
 # What `test-backend` runs (narrow it while working: make test-backend BACKEND_TESTS=...).
-BACKEND_TESTS ?= tests/backend
+BACKEND_TESTS ?= tests/backend tests/labstandins
 SERVE_DIR := $(ROOT)/.cache/serve
 
 lint-backend: ## ruff check, ruff format --check, mypy (strict) for the backend
