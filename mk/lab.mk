@@ -2,7 +2,7 @@
 # Every make recipe talks to the lab's engine, never to a system Docker.
 export DOCKER_HOST := unix:///run/textbook-lab/docker.sock
 
-.PHONY: lab lab-vm lab-vm-stop lab-clean test-lab test-lab-vm
+.PHONY: lab lab-vm lab-vm-stop lab-clean test-lab test-lab-vm lint-lab
 lab: apt ## lab ready: engine, base images (cached by recipe), pebble, Molecule base config
 	@lab/bin/up
 
@@ -23,3 +23,7 @@ test-lab-vm: lab venv ## VM smoke: boot the VM, Ansible reaches it through the g
 	@start=$$(date +%s); lab/bin/vm up && \
 	ansible-playbook -i lab/.state/inventory-vm tests/lab/vm-smoke.yml && \
 	lab/bin/vm stop && echo "== test-lab-vm: ok in $$(( $$(date +%s) - start ))s"
+
+lint-lab: ## shellcheck the lab scripts (Debian package shellcheck)
+	@command -v shellcheck >/dev/null || { echo "lint-lab: shellcheck missing (apt-get install shellcheck)"; exit 1; }
+	shellcheck -x lab/bin/*
