@@ -1,0 +1,256 @@
+"""HTTP throughput of GET /health: what our middleware costs over the framework's floor.
+
+Three servers run side by side on free loopback ports, all with access logs off in the
+server and the app's own JSON log on at INFO (to a file, then counted):
+
+* bare-gunicorn   a bare FastAPI app with one async /health route (bench/_floor/floor_app.py)
+* ours-gunicorn   textbook.main:app
+  both with the same gunicorn settings: `-c python:textbook.gunicorn_conf`
+* ours-uvicorn    textbook.main:app in one plain uvicorn process (--no-access-log)
+
+QDRANT_URL points at a closed loopback port so that gunicorn_conf applies its configured
+worker count (embedded Qdrant forces one worker); the app never touches the store for
+/health and does not probe it at startup. GUNICORN_MAX_REQUESTS=0 by default: with the
+production recycling (2000 requests a worker) a worker restarts every fraction of a second
+at these rates and the run measures worker boot time instead of request handling.
+
+`wrk` (Debian package `wrk`) drives each server in turn, on loopback only: a warm-up, then
+a bounded run, repeated with the order rotated, so load drift on a shared machine spreads
+over all three. overhead = 1 - ours/bare, from the medians and per repeat.
+
+    python bench/http_server.py [--duration 10] [--warmup 3] [--repeats 3]
+                                [--threads 2] [--connections 64] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _report import ROOT, write_report
+
+FLOOR_DIR = ROOT / "bench" / "_floor"
+BOOT_TIMEOUT_SECONDS = 300
+STARTUP_LINE = b"Application startup complete"
+ACCESS_LINE = b'"logger": "textbook.access"'
+# wrk's summary as one JSON line (printed after its text report).
+WRK_SCRIPT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "errors": {"connect": %d, "read": %d, ' ..
+    '"write": %d, "status": %d, "timeout": %d}, "latency_us": {"p50": %d, "p90": %d, ' ..
+    '"p99": %d, "max": %d, "mean": %.1f}}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    latency.mean))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    workers: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+    def start(self) -> None:
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
+            )
+
+    def wait_ready(self) -> None:
+        """Every worker has finished its startup and /health answers 200."""
+        deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited ({self.process.returncode}); see {self.log}")
+            if self.log.read_bytes().count(STARTUP_LINE) >= self.workers:
+                with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310 - loopback
+                    if response.status == 200:
+                        return
+            time.sleep(0.5)
+        raise SystemExit(f"{self.name} not ready after {BOOT_TIMEOUT_SECONDS}s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def access_lines(self) -> int:
+        with self.log.open("rb") as log:
+            return sum(1 for line in log if ACCESS_LINE in line)
+
+
+def wrk(url: str, seconds: int, threads: int, connections: int, script: Path) -> dict[str, Any]:
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)  # noqa: S603
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    summary["rps"] = round(summary["requests"] / (summary["duration_us"] / 1e6), 1)
+    return summary
+
+
+def servers(tmp: Path, workers: int | None) -> list[Server]:
+    python = sys.executable
+    base = {**os.environ, "DATA_DIR": str(tmp / "var"), "LOG_LEVEL": "INFO",
+            "QDRANT_URL": f"http://127.0.0.1:{free_port()}",  # closed: never contacted
+            "GUNICORN_MAX_REQUESTS": os.environ.get("GUNICORN_MAX_REQUESTS", "0")}
+    if workers:
+        base["WEB_CONCURRENCY"] = str(workers)
+    base.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from textbook.gunicorn_conf import worker_count
+
+    configured = worker_count(env=base, embedded_qdrant=False)
+    gunicorn = [python, "-m", "gunicorn", "--config", "python:textbook.gunicorn_conf"]
+    made = []
+    for name, extra, app in (
+        ("bare-gunicorn", ["--pythonpath", str(FLOOR_DIR)], "floor_app:app"),
+        ("ours-gunicorn", [], "textbook.main:app"),
+    ):
+        port = free_port()
+        env = {**base, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+        made.append(Server(name, [*gunicorn, *extra, app], env, port, configured,
+                           tmp / f"{name}.log"))
+    port = free_port()
+    made.append(Server("ours-uvicorn", [python, "-m", "uvicorn", "textbook.main:app", "--host",
+                                        "127.0.0.1", "--port", str(port), "--no-access-log"],
+                       base, port, 1, tmp / "ours-uvicorn.log"))
+    return made
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
+            "max": round(max(values), 1)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory(prefix="http-bench-") as name:
+        tmp = Path(name)
+        script = tmp / "summary.lua"
+        script.write_text(WRK_SCRIPT, encoding="utf-8")
+        started = servers(tmp, args.workers)
+        loads = [load_average()]
+        try:
+            for server in started:
+                server.start()
+            for server in started:
+                server.wait_ready()
+            for repeat in range(args.repeats):
+                shift = repeat % len(started)
+                for server in started[shift:] + started[:shift]:
+                    warm = wrk(server.url, args.warmup, args.threads, args.connections, script)
+                    measured = wrk(server.url, args.duration, args.threads, args.connections,
+                                   script)
+                    measured["repeat"] = repeat
+                    measured["warmup_requests"] = warm["requests"]
+                    measured["load_average"] = load_average()
+                    server.runs.append(measured)
+                    print(f"  {server.name:14s} repeat {repeat}: {measured['rps']:9.1f} rps "
+                          f"p99 {measured['latency_us']['p99'] / 1000:.1f} ms "
+                          f"(load {measured['load_average'][0]})", flush=True)
+                loads.append(load_average())
+        finally:
+            for server in started:
+                server.stop()
+        results: dict[str, Any] = {
+            "wrk": {"threads": args.threads, "connections": args.connections,
+                    "duration_s": args.duration, "warmup_s": args.warmup,
+                    "repeats": args.repeats},
+            "gunicorn": {"config": "textbook.gunicorn_conf", "workers": started[0].workers,
+                         "max_requests": int(started[0].env["GUNICORN_MAX_REQUESTS"])},
+            "load_average": {"1min_samples": [load[0] for load in loads],
+                             "max_1min": max(load[0] for load in loads)},
+            "servers": {},
+        }
+        for server in started:
+            rps = [run_["rps"] for run_ in server.runs]
+            served = sum(r["requests"] + r["warmup_requests"] for r in server.runs)
+            results["servers"][server.name] = {
+                "workers": server.workers,
+                "rps": summarise(rps),
+                "latency_p99_ms_median": round(
+                    statistics.median(r["latency_us"]["p99"] for r in server.runs) / 1000, 2),
+                "requests_served": served,
+                "access_log_lines": server.access_lines() if server.name != "bare-gunicorn"
+                else None,
+                "runs": server.runs,
+            }
+    bare, ours = (results["servers"][n]["runs"] for n in ("bare-gunicorn", "ours-gunicorn"))
+    per_repeat = [round(100 * (1 - o["rps"] / b["rps"]), 1) for b, o in zip(bare, ours,
+                                                                          strict=True)]
+    medians = (results["servers"]["bare-gunicorn"]["rps"]["median"],
+               results["servers"]["ours-gunicorn"]["rps"]["median"])
+    results["overhead_percent"] = {
+        "from_medians": round(100 * (1 - medians[1] / medians[0]), 1),
+        "per_repeat": per_repeat,
+        "target": "< 10",
+    }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="WEB_CONCURRENCY for both gunicorn servers (default: configured)")
+    args = parser.parse_args(argv)
+    results = run(args)
+    path = write_report("http_server", results)
+    for name, server in results["servers"].items():
+        rps = server["rps"]
+        print(f"http/{name}: {server['workers']} worker(s), {rps['median']} rps "
+              f"(min {rps['min']}, max {rps['max']})")
+    overhead = results["overhead_percent"]
+    print(f"http/overhead: {overhead['from_medians']} % (per repeat {overhead['per_repeat']}), "
+          f"load average up to {results['load_average']['max_1min']}")
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
