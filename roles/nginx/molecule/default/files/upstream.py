@@ -2,8 +2,8 @@
 """Stand-in app server for the nginx scenario (not the textbook app).
 
 Listens on TCP and on a unix socket, like the two forms nginx_upstream_servers takes.
-GET /api/v1/chat... streams two server-sent events 2 s apart; any other path answers JSON
-with the request headers it received and which listener served it.
+GET /api/v1/chat... streams two server-sent events 2 s apart; /slow answers after 2 s;
+any other path answers JSON with the request headers it received and which listener served it.
 """
 
 import json
@@ -20,7 +20,7 @@ STREAM_GAP_S = 2.0
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         return
 
     def _chunk(self, data: bytes) -> None:
@@ -39,8 +39,14 @@ class Handler(BaseHTTPRequestHandler):
             self._chunk(b"data: last\n\n")
             self._chunk(b"")
             return
+        if self.path == "/slow":
+            time.sleep(STREAM_GAP_S)
         body = json.dumps(
-            {"path": self.path, "headers": dict(self.headers), "listener": getattr(self.server, "listener", "?")}
+            {
+                "path": self.path,
+                "headers": dict(self.headers),
+                "listener": getattr(self.server, "listener", "?"),
+            }
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -63,7 +69,7 @@ def main() -> None:
         os.unlink(sock_path)
     unix = UnixServer(sock_path, Handler)
     unix.listener = "unix"  # type: ignore[attr-defined]
-    os.chmod(sock_path, 0o666)
+    os.chmod(sock_path, 0o666)  # noqa: S103 - nginx's workers (www-data) connect to it
     threading.Thread(target=unix.serve_forever, daemon=True).start()
     tcp.serve_forever()
 
