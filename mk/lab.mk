@@ -15,8 +15,9 @@ lab-vm-stop: ## stop the VM lab host
 lab-clean: ## stop everything the lab started (VM, lab hosts, pebble, engine); caches stay
 	@lab/bin/clean
 
-test-lab: lab venv ## lab smoke: boot, reachability, multi-host names, pebble-issued cert on nginx
-	@start=$$(date +%s); cd tests/lab && molecule test --all && \
+test-lab: lab venv ## lab smoke: image cache, boot, reachability, multi-host names, pebble-issued cert on nginx
+	@start=$$(date +%s); pytest -q -p no:cacheprovider tests/lab && \
+	(cd tests/lab && molecule test --all) && \
 	echo "== test-lab: ok in $$(( $$(date +%s) - start ))s"
 
 test-lab-vm: lab venv ## VM smoke: boot the VM, Ansible reaches it through the generated inventory, stop it
