@@ -21,9 +21,10 @@ test-lab: lab venv ## lab smoke: image cache, boot, reachability, multi-host nam
 	echo "== test-lab: ok in $$(( $$(date +%s) - start ))s"
 
 test-lab-vm: lab venv ## VM smoke: boot the VM, Ansible reaches it through the generated inventory, stop it
-	@start=$$(date +%s); lab/bin/vm up && \
-	ansible-playbook -i lab/.state/inventory-vm tests/lab/vm-smoke.yml && \
-	lab/bin/vm stop && echo "== test-lab-vm: ok in $$(( $$(date +%s) - start ))s"
+	@start=$$(date +%s); rc=0; \
+	{ lab/bin/vm up && ansible-playbook -i lab/.state/inventory-vm tests/lab/vm-smoke.yml; } || rc=$$?; \
+	lab/bin/vm stop; \
+	[ $$rc = 0 ] && echo "== test-lab-vm: ok in $$(( $$(date +%s) - start ))s"; exit $$rc
 
 lint-lab: ## shellcheck the lab scripts (Debian package shellcheck)
 	@command -v shellcheck >/dev/null || { echo "lint-lab: shellcheck missing (apt-get install shellcheck)"; exit 1; }
