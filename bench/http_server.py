@@ -6,6 +6,7 @@ server and the app's own JSON log on at INFO (to a file, then counted):
 * bare-gunicorn   a bare FastAPI app with one async /health route (bench/_floor/floor_app.py)
 * ours-gunicorn   textbook.main:app
   both with the same gunicorn settings: `-c python:textbook.gunicorn_conf`
+* ours-gunicorn-log-warning  the same at LOG_LEVEL=WARNING (diagnostic: no access line)
 * ours-uvicorn    textbook.main:app in one plain uvicorn process (--no-access-log)
 
 QDRANT_URL points at a closed loopback port so that gunicorn_conf applies its configured
@@ -44,6 +45,8 @@ from _report import ROOT, write_report
 
 FLOOR_DIR = ROOT / "bench" / "_floor"
 BOOT_TIMEOUT_SECONDS = 300
+# Private (0700) temporary directories are made in it.
+TMPFS = Path("/dev/shm")  # noqa: S108
 STARTUP_LINE = b"Application startup complete"
 ACCESS_LINE = b'"logger": "textbook.access"'
 # wrk's summary as one JSON line (printed after its text report).
@@ -142,12 +145,16 @@ def servers(tmp: Path, workers: int | None) -> list[Server]:
     configured = worker_count(env=base, embedded_qdrant=False)
     gunicorn = [python, "-m", "gunicorn", "--config", "python:textbook.gunicorn_conf"]
     made = []
-    for name, extra, app in (
-        ("bare-gunicorn", ["--pythonpath", str(FLOOR_DIR)], "floor_app:app"),
-        ("ours-gunicorn", [], "textbook.main:app"),
+    for name, extra, app, log_level in (
+        ("bare-gunicorn", ["--pythonpath", str(FLOOR_DIR)], "floor_app:app", "INFO"),
+        ("ours-gunicorn", [], "textbook.main:app", "INFO"),
+        # Diagnostic: the same without the access line, to tell logging from the rest.
+        # gunicorn's own level stays at info: its workers' "startup complete" lines are
+        # how the bench knows they are up.
+        ("ours-gunicorn-log-warning", ["--log-level", "info"], "textbook.main:app", "WARNING"),
     ):
         port = free_port()
-        env = {**base, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+        env = {**base, "GUNICORN_BIND": f"127.0.0.1:{port}", "LOG_LEVEL": log_level}
         made.append(Server(name, [*gunicorn, *extra, app], env, port, configured,
                            tmp / f"{name}.log"))
     port = free_port()
@@ -165,7 +172,9 @@ def summarise(values: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
-    with tempfile.TemporaryDirectory(prefix="http-bench-") as name:
+    # Logs on tmpfs: the disk here is shared with other jobs, and its journal is not ours.
+    shm = TMPFS if TMPFS.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="http-bench-", dir=shm) as name:
         tmp = Path(name)
         script = tmp / "summary.lua"
         script.write_text(WRK_SCRIPT, encoding="utf-8")
@@ -186,7 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     measured["warmup_requests"] = warm["requests"]
                     measured["load_average"] = load_average()
                     server.runs.append(measured)
-                    print(f"  {server.name:14s} repeat {repeat}: {measured['rps']:9.1f} rps "
+                    print(f"  {server.name:26s} repeat {repeat}: {measured['rps']:9.1f} rps "
                           f"p99 {measured['latency_us']['p99'] / 1000:.1f} ms "
                           f"(load {measured['load_average'][0]})", flush=True)
                 loads.append(load_average())
@@ -212,8 +221,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "latency_p99_ms_median": round(
                     statistics.median(r["latency_us"]["p99"] for r in server.runs) / 1000, 2),
                 "requests_served": served,
-                "access_log_lines": server.access_lines() if server.name != "bare-gunicorn"
-                else None,
+                "access_log_lines": server.access_lines()
+                if server.env["LOG_LEVEL"] == "INFO" and server.name != "bare-gunicorn" else None,
                 "runs": server.runs,
             }
     bare, ours = (results["servers"][n]["runs"] for n in ("bare-gunicorn", "ours-gunicorn"))
