@@ -12,7 +12,7 @@ test-roles: lab venv ## every role's Molecule scenario (converge, idempotence, v
 	$(MAKE) --no-print-directory -j$(ROLE_JOBS) -k $(addprefix role-scenario-,$(ROLES_WITH_SCENARIOS)); \
 	rc=$$?; echo "== test-roles: $$([ $$rc = 0 ] && echo ok || echo FAILED) in $$(( $$(date +%s) - start ))s"; exit $$rc
 
-role-scenario-%:
+$(addprefix role-scenario-,$(ROLES_WITH_SCENARIOS)): role-scenario-%:
 	@mkdir -p $(TEST_LOGS); log=$(TEST_LOGS)/role-$*.log; start=$$(date +%s); \
 	echo "== role $*: molecule $(MOLECULE_CMD) (log: $$log)"; \
 	if (cd roles/$* && molecule $(MOLECULE_CMD)) >$$log 2>&1; then \
