@@ -17,7 +17,7 @@ include mk/deploy.mk
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
 
-lint: lint-backend lint-ansible ## all linters
+lint: lint-backend lint-ansible lint-lab ## all linters
 
 # The one test command (README, .ci/run). Lab hosts are cleaned up even when a step fails.
 test: setup ## everything: linters, backend tests, lab smoke, role scenarios, full-stack deploy
