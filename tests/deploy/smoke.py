@@ -30,8 +30,13 @@ class Stack:
     address: str
     context: ssl.SSLContext
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         raw = socket.create_connection((self.address, 443), timeout=60)
         conn = http.client.HTTPSConnection(self.domain, 443, timeout=60, context=self.context)
         conn.sock = self.context.wrap_socket(raw, server_hostname=self.domain)
@@ -41,8 +46,14 @@ class Stack:
         conn.close()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
-    def json(self, method: str, path: str, payload: Any = None, form: dict[str, str] | None = None,
-             token: str | None = None) -> tuple[int, Any]:
+    def json(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        form: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> tuple[int, Any]:
         headers: dict[str, str] = {}
         body = None
         if payload is not None:
@@ -59,27 +70,38 @@ class Stack:
 
 def container_address(name: str) -> str:
     out = subprocess.run(
-        ["docker", "inspect", "-f",
-         "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name],
-        check=True, capture_output=True, text=True).stdout.split()
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return out[0]
 
 
 def stack_for(proxy_host: str) -> Stack:
     context = ssl.create_default_context(cafile=PEBBLE_ROOT)
-    return Stack(domain=f"{proxy_host}.lab.test", address=container_address(proxy_host),
-                 context=context)
+    return Stack(
+        domain=f"{proxy_host}.lab.test", address=container_address(proxy_host), context=context
+    )
 
 
 def ask_sample_question(stack: Stack) -> dict[str, Any]:
     """register -> login -> ask; returns the chat response."""
     email = f"smoke-{secrets.token_hex(4)}@example.org"
     password = secrets.token_urlsafe(18)
-    status, body = stack.json("POST", "/api/v1/auth/register",
-                              {"email": email, "password": password})
+    status, body = stack.json(
+        "POST", "/api/v1/auth/register", {"email": email, "password": password}
+    )
     assert status in (200, 201), (status, body)
-    status, body = stack.json("POST", "/api/v1/auth/login",
-                              form={"username": email, "password": password})
+    status, body = stack.json(
+        "POST", "/api/v1/auth/login", form={"username": email, "password": password}
+    )
     assert status == 200, (status, body)
     token = body["access_token"]
     status, body = stack.json("POST", "/api/v1/chat", {"question": QUESTION}, token=token)
@@ -99,8 +121,10 @@ def main() -> int:
         print(f"health: {status} {data[:300]!r}", file=sys.stderr)
         return 1
     answer = ask_sample_question(stack)
-    print(f"URL: https://{stack.domain}/  (lab network address {stack.address}; "
-          f"certificate issued by pebble, root {PEBBLE_ROOT})")
+    print(
+        f"URL: https://{stack.domain}/  (lab network address {stack.address}; "
+        f"certificate issued by pebble, root {PEBBLE_ROOT})"
+    )
     print(f"Q: {QUESTION}")
     print(f"A ({answer['mode']}): {answer['answer'][:600]}")
     for citation in answer["citations"][:3]:
