@@ -46,7 +46,9 @@ max_requests_jitter = max(1, max_requests // 10)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-forwarded_allow_ips = ",".join(_settings.trusted_proxies)
+# gunicorn accepts only addresses and networks here; the app's own proxy middleware also
+# honours the "unix:" entry (nginx on a unix socket), so it is left to the app.
+forwarded_allow_ips = ",".join(p for p in _settings.trusted_proxies if not p.startswith("unix:"))
 proxy_allow_ips = forwarded_allow_ips
 # The app writes one JSON access line per request; gunicorn's would be a duplicate.
 accesslog = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from gunicorn.config import Config
 
 from textbook.core import config
 
@@ -39,7 +40,11 @@ def test_bind_and_proxies_from_environment(conf) -> None:  # type: ignore[no-unt
         GUNICORN_BIND="unix:/run/textbook/gunicorn.sock", TRUSTED_PROXIES="10.0.0.2, unix:"
     )
     assert module.bind == ["unix:/run/textbook/gunicorn.sock"]
-    assert module.forwarded_allow_ips == "10.0.0.2,unix:"
+    # gunicorn validates the list and refuses "unix:"; the app trusts unix peers itself.
+    assert module.forwarded_allow_ips == "10.0.0.2"
+    config = Config()
+    config.set("forwarded_allow_ips", module.forwarded_allow_ips)
+    assert config.forwarded_allow_ips == ["10.0.0.2"]
 
 
 def test_worker_count(conf) -> None:  # type: ignore[no-untyped-def]
