@@ -53,11 +53,6 @@ def test_gunicorn_socket_is_for_nginx_only(single: str) -> None:
     assert sock.split() == ["textbook:www-data", "660"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend gunicorn_conf passes TRUSTED_PROXIES to forwarded_allow_ips, which rejects "
-    "'unix:'; wiring.yml leaves it out until the backend filters it (docs/backend.md asks for it)",
-)
 def test_backend_behind_unix_socket_trusts_the_proxy(single: str) -> None:
     env = docker_exec(single, "cat", "/etc/textbook/textbook.env").stdout
     assert re.search(r"^TRUSTED_PROXIES=.*unix:", env, re.M)
