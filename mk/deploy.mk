@@ -26,7 +26,7 @@ down: ## remove the lab host of `make up`
 test-deploy: lab venv qdrant-artifact ## full stack: deploy.yml on 1 and 4 lab hosts, HTTPS, Q&A, idempotence, bad input
 	@start=$$(date +%s); mkdir -p $(ROOT)/.cache/test-deploy; rc=0; \
 	for t in single_host four_hosts; do \
-	  $(DEPLOY_ENV) pytest -p no:cacheprovider -v -s tests/deploy/test_$$t.py \
+	  $(DEPLOY_ENV) pytest -p no:cacheprovider --timeout=2400 -v -s tests/deploy/test_$$t.py \
 	    >$(ROOT)/.cache/test-deploy/$$t.log 2>&1 & eval "pid_$$t=$$!"; \
 	done; \
 	for t in single_host four_hosts; do \
