@@ -19,7 +19,6 @@ from textbook.api.deps import Store
 from textbook.api.schemas import AnswerMode, ChatRequest, Citation
 from textbook.core.config import Settings
 from textbook.core.db import session_scope
-from textbook.core.library import section_url
 from textbook.llm import LLMClient
 from textbook.models import ChatMessage, ChatSession, User, utcnow
 from textbook.rag.answer import (
@@ -48,18 +47,7 @@ class Turn:
     @property
     def citations(self) -> list[Citation]:
         # One per passage, in prompt order: the answer's [n] refers to citations[n-1].
-        return [
-            Citation(
-                chapter=p.chapter,
-                chapter_title=p.chapter_title,
-                module=p.module,
-                section=p.section,
-                anchor=p.anchor,
-                url=section_url(p.chapter, p.anchor),
-                score=p.score,
-            )
-            for p in self.passages
-        ]
+        return [Citation.from_passage(p) for p in self.passages]
 
 
 def owned_session(db: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> ChatSession:

@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from textbook.core.library import section_url
+from textbook.rag.types import Passage
+
 
 def _no_control_chars(value: str) -> str:
     # NUL cannot be stored in PostgreSQL text and no reader types other control characters.
@@ -97,6 +100,18 @@ class Citation(BaseModel):
     anchor: str
     url: str
     score: float
+
+    @classmethod
+    def from_passage(cls, passage: Passage) -> Citation:
+        return cls(
+            chapter=passage.chapter,
+            chapter_title=passage.chapter_title,
+            module=passage.module,
+            section=passage.section,
+            anchor=passage.anchor,
+            url=section_url(passage.chapter, passage.anchor),
+            score=passage.score,
+        )
 
 
 class SearchHit(Citation):

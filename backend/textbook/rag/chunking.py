@@ -137,16 +137,7 @@ def _split_prose(text: str, max_chars: int) -> list[str]:
             joiner = "\n" if pattern == "\n" else " "
             return _pack([piece for part in parts for piece in _split_prose(part, max_chars)],
                          max_chars, joiner)
-    words, pieces, current = text.split(" "), [], ""
-    for word in words:
-        candidate = f"{current} {word}" if current else word
-        if len(candidate) > max_chars and current:
-            pieces.append(current)
-            candidate = word
-        current = candidate
-    if current:
-        pieces.append(current)
-    return pieces
+    return _pack(text.split(" "), max_chars, " ")
 
 
 def _pack(parts: list[str], max_chars: int, joiner: str) -> list[str]:

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from textbook.api.deps import StoreDep
-from textbook.api.schemas import SearchHit, SearchResponse
-from textbook.core.library import section_url
+from textbook.api.schemas import Citation, SearchHit, SearchResponse
 from textbook.rag.types import Passage
 
 router = APIRouter(prefix="/search", tags=["search"])
@@ -17,16 +16,7 @@ NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 
 
 def hit(passage: Passage) -> SearchHit:
-    return SearchHit(
-        chapter=passage.chapter,
-        chapter_title=passage.chapter_title,
-        module=passage.module,
-        section=passage.section,
-        anchor=passage.anchor,
-        url=section_url(passage.chapter, passage.anchor),
-        score=passage.score,
-        text=passage.text,
-    )
+    return SearchHit(**Citation.from_passage(passage).model_dump(), text=passage.text)
 
 
 @router.get("", response_model=SearchResponse)
