@@ -74,3 +74,13 @@ def test_lab_images_carry_the_container_metadata() -> None:
     result = run("docker", "image", "inspect", "-f", fmt, "textbook-lab/debian:12")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith('"container=docker"] SIGRTMIN+3 ["/sbin/init"]')
+
+
+@pytest.mark.lab
+def test_a_second_lab_up_does_not_wait_on_the_first_ones_daemons() -> None:
+    # `make lab` holds lab/.../up.lock while it works; the engine and pebble it starts outlive
+    # it and must not inherit that lock, or every later `make lab` (each role target) hangs.
+    lock = Path(os.environ.get("LAB_RUN", "/run/textbook-lab")) / "up.lock"
+    assert lock.exists(), "run `make lab` first"
+    result = run("flock", "--nonblock", lock, "true")
+    assert result.returncode == 0, f"{lock} is held: {run('fuser', lock).stdout}"
