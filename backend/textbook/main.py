@@ -19,11 +19,7 @@ from textbook.core.errors import install_exception_handlers
 from textbook.core.library import ChapterLibrary
 from textbook.core.logging import configure_logging
 from textbook.core.metrics import Metrics, RouteTemplates
-from textbook.core.middleware import (
-    BodySizeLimitMiddleware,
-    RequestContextMiddleware,
-    TrustedProxyMiddleware,
-)
+from textbook.core.middleware import RequestContextMiddleware, TrustedProxyMiddleware
 from textbook.core.ratelimit import RateLimiter
 from textbook.core.vector import open_store
 from textbook.llm import make_llm_client
@@ -97,7 +93,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(api_router, prefix=API_PREFIX)
 
     # Added innermost first: proxy headers resolve the client before anything logs it.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     fixed = (
         "/health",
         "/metrics",
@@ -107,7 +102,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         f"{API_PREFIX}/openapi.json",
     )
     app.add_middleware(
-        RequestContextMiddleware, metrics=app.state.metrics, templates=RouteTemplates(app, fixed)
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        templates=RouteTemplates(app, fixed),
+        max_body_bytes=settings.max_body_bytes,
     )
     if settings.cors_origins:
         app.add_middleware(

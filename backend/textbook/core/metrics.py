@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
+CHILD_CACHE_SIZE = 1024
+
+
 class Metrics:
     """One registry per app, so several apps (tests) never collide."""
 
@@ -44,10 +47,23 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        # (method, route, status) -> the labelled counter and histogram; labels() is a
+        # lock and a dict lookup per call, this is one dict lookup.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            # Methods come from clients: remember a bounded number of label sets.
+            if len(self._children) < CHILD_CACHE_SIZE:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
