@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -9,7 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from textbook.core.logging import AccessLog, AppHandler, configure_logging, request_id_var
+from textbook.core.logging import (
+    ACCESS_FLUSH_LINES,
+    ACCESS_FLUSH_SECONDS,
+    AccessLog,
+    AppHandler,
+    configure_logging,
+    request_id_var,
+)
 
 FIELDS = {
     "method": "GET",
@@ -86,3 +94,49 @@ def test_no_access_line_above_info(restore_root: None) -> None:
     if access.enabled():
         write(access, "req-2")
     assert stream.getvalue() == ""
+
+
+def test_access_lines_from_the_event_loop_are_batched_and_keep_their_order(
+    restore_root: None,
+) -> None:
+    stream = io.StringIO()
+    only_ours("INFO", stream)
+    access = AccessLog()
+
+    async def requests() -> tuple[str, str, str]:
+        write(access, "a")
+        write(access, "b")
+        before = stream.getvalue()  # batched: nothing written yet
+        await asyncio.sleep(ACCESS_FLUSH_SECONDS + 0.3)
+        after_timer = stream.getvalue()
+        write(access, "c")
+        logging.getLogger("textbook").warning("something else")  # flushes "c" first
+        return before, after_timer, stream.getvalue()
+
+    before, after_timer, final = asyncio.run(requests())
+    assert before == ""
+    assert [json.loads(line)["request_id"] for line in after_timer.splitlines()] == ["a", "b"]
+    lines = [json.loads(line) for line in final.splitlines()]
+    assert [(line["request_id"], line["message"]) for line in lines] == [
+        ("a", "request"),
+        ("b", "request"),
+        ("c", "request"),
+        (None, "something else"),
+    ]
+
+
+def test_a_full_batch_and_flush_write_at_once(restore_root: None) -> None:
+    stream = io.StringIO()
+    only_ours("INFO", stream)
+    access = AccessLog()
+
+    async def requests() -> tuple[int, int]:
+        for i in range(ACCESS_FLUSH_LINES):
+            write(access, f"r{i}")
+        full = stream.getvalue().count("\n")
+        write(access, "last")
+        for handler in logging.getLogger().handlers:
+            handler.flush()  # what logging.shutdown() does when a worker exits
+        return full, stream.getvalue().count("\n")
+
+    assert asyncio.run(requests()) == (ACCESS_FLUSH_LINES, ACCESS_FLUSH_LINES + 1)
