@@ -16,10 +16,13 @@ production recycling (2000 requests a worker) a worker restarts every fraction o
 at these rates and the run measures worker boot time instead of request handling.
 
 `wrk` (Debian package `wrk`) drives each server in turn, on loopback only: a warm-up, then
-a bounded run, repeated with the order rotated, so load drift on a shared machine spreads
-over all three. overhead = 1 - ours/bare, from the medians and per repeat.
+a bounded run, repeated; bare and ours run back to back in each repeat (alternating which
+goes first), so each repeat's ratio is taken under the same load. overhead = 1 - ours/bare per
+repeat; the headline is the median of those (medians of rps are reported too). The servers'
+CPU time per request (all worker processes, from /proc) is reported beside it: on a shared
+machine throughput swings with the neighbours, CPU spent per request much less.
 
-    python bench/http_server.py [--duration 10] [--warmup 3] [--repeats 3]
+    python bench/http_server.py [--duration 8] [--warmup 2] [--repeats 5]
                                 [--threads 2] [--connections 64] [--workers N]
 """
 
@@ -49,6 +52,7 @@ BOOT_TIMEOUT_SECONDS = 300
 TMPFS = Path("/dev/shm")  # noqa: S108
 STARTUP_LINE = b"Application startup complete"
 ACCESS_LINE = b'"logger": "textbook.access"'
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # wrk's summary as one JSON line (printed after its text report).
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
@@ -119,6 +123,26 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and all its workers (from /proc), so far."""
+        assert self.process is not None
+        children: dict[int, list[int]] = {}
+        times: dict[int, float] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            pid = int(stat.parent.name)
+            children.setdefault(int(fields[1]), []).append(pid)
+            times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        total, todo = 0.0, [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            total += times.get(pid, 0.0)
+            todo.extend(children.get(pid, []))
+        return total
+
     def access_lines(self) -> int:
         with self.log.open("rb") as log:
             return sum(1 for line in log if ACCESS_LINE in line)
@@ -186,17 +210,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for server in started:
                 server.wait_ready()
             for repeat in range(args.repeats):
-                shift = repeat % len(started)
-                for server in started[shift:] + started[:shift]:
+                # bare and ours back to back (alternating which goes first), so each repeat's
+                # ratio compares runs under the same load; the diagnostics come after.
+                pair = started[:2] if repeat % 2 == 0 else started[1::-1]
+                for server in pair + started[2:]:
                     warm = wrk(server.url, args.warmup, args.threads, args.connections, script)
+                    cpu_before = server.cpu_seconds()
                     measured = wrk(server.url, args.duration, args.threads, args.connections,
                                    script)
+                    measured["server_cpu_us_per_request"] = round(
+                        (server.cpu_seconds() - cpu_before) * 1e6 / max(measured["requests"], 1),
+                        1)
                     measured["repeat"] = repeat
                     measured["warmup_requests"] = warm["requests"]
                     measured["load_average"] = load_average()
                     server.runs.append(measured)
                     print(f"  {server.name:26s} repeat {repeat}: {measured['rps']:9.1f} rps "
                           f"p99 {measured['latency_us']['p99'] / 1000:.1f} ms "
+                          f"cpu {measured['server_cpu_us_per_request']} us/req "
                           f"(load {measured['load_average'][0]})", flush=True)
                 loads.append(load_average())
         finally:
@@ -230,7 +261,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                                           strict=True)]
     medians = (results["servers"]["bare-gunicorn"]["rps"]["median"],
                results["servers"]["ours-gunicorn"]["rps"]["median"])
+    cpu = [(b["server_cpu_us_per_request"], o["server_cpu_us_per_request"])
+           for b, o in zip(bare, ours, strict=True)]
+    results["cpu_overhead_percent"] = {
+        "what": "server CPU per request, ours over bare, minus 1 (robust to a shared machine's "
+                "noisy throughput)",
+        "median_of_repeats": statistics.median(round(100 * (o / b - 1), 1) for b, o in cpu),
+        "per_repeat": [round(100 * (o / b - 1), 1) for b, o in cpu],
+        "bare_us_per_request_median": statistics.median(b for b, _ in cpu),
+        "ours_us_per_request_median": statistics.median(o for _, o in cpu),
+    }
     results["overhead_percent"] = {
+        "median_of_repeats": statistics.median(per_repeat),
         "from_medians": round(100 * (1 - medians[1] / medians[0]), 1),
         "per_repeat": per_repeat,
         "target": "< 10",
@@ -240,9 +282,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None,
@@ -255,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"http/{name}: {server['workers']} worker(s), {rps['median']} rps "
               f"(min {rps['min']}, max {rps['max']})")
     overhead = results["overhead_percent"]
-    print(f"http/overhead: {overhead['from_medians']} % (per repeat {overhead['per_repeat']}), "
+    print(f"http/overhead: {overhead['median_of_repeats']} % median of repeats "
+          f"(per repeat {overhead['per_repeat']}; from rps medians {overhead['from_medians']} %), "
           f"load average up to {results['load_average']['max_1min']}")
+    cpu = results["cpu_overhead_percent"]
+    print(f"http/cpu-per-request: bare {cpu['bare_us_per_request_median']} us, ours "
+          f"{cpu['ours_us_per_request_median']} us: +{cpu['median_of_repeats']} % median "
+          f"(per repeat {cpu['per_repeat']})")
     print(f"report: {path}")
     return 0
 
