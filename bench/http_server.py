@@ -86,6 +86,8 @@ class Server:
     port: int
     workers: int
     log: Path
+    # Commands put in front of wrk for this server (taskset for the pinned pair).
+    wrk_prefix: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -148,8 +150,12 @@ class Server:
             return sum(1 for line in log if ACCESS_LINE in line)
 
 
-def wrk(url: str, seconds: int, threads: int, connections: int, script: Path) -> dict[str, Any]:
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+def wrk(server: Server, seconds: int, threads: int, connections: int,
+        script: Path) -> dict[str, Any]:
+    if server.wrk_prefix:  # pinned pair: one wrk thread on the other core
+        threads, connections = 1, 16
+    argv = [*server.wrk_prefix, "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+            "-s", str(script), server.url]
     result = subprocess.run(argv, capture_output=True, text=True, check=True)  # noqa: S603
     summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     summary["rps"] = round(summary["requests"] / (summary["duration_us"] / 1e6), 1)
@@ -181,6 +187,17 @@ def servers(tmp: Path, workers: int | None) -> list[Server]:
         env = {**base, "GUNICORN_BIND": f"127.0.0.1:{port}", "LOG_LEVEL": log_level}
         made.append(Server(name, [*gunicorn, *extra, app], env, port, configured,
                            tmp / f"{name}.log"))
+    # Diagnostic: one worker each, pinned to CPU 0 with wrk on CPU 1, so the per-request cost
+    # of the app shows without several processes sharing two cores' caches.
+    if len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset"):
+        for name, extra, app in (
+            ("bare-1worker-pinned", ["--pythonpath", str(FLOOR_DIR)], "floor_app:app"),
+            ("ours-1worker-pinned", [], "textbook.main:app"),
+        ):
+            port = free_port()
+            env = {**base, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+            made.append(Server(name, ["taskset", "-c", "0", *gunicorn, *extra, app], env, port, 1,
+                               tmp / f"{name}.log", wrk_prefix=["taskset", "-c", "1"]))
     port = free_port()
     made.append(Server("ours-uvicorn", [python, "-m", "uvicorn", "textbook.main:app", "--host",
                                         "127.0.0.1", "--port", str(port), "--no-access-log"],
@@ -214,9 +231,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # ratio compares runs under the same load; the diagnostics come after.
                 pair = started[:2] if repeat % 2 == 0 else started[1::-1]
                 for server in pair + started[2:]:
-                    warm = wrk(server.url, args.warmup, args.threads, args.connections, script)
+                    warm = wrk(server, args.warmup, args.threads, args.connections, script)
                     cpu_before = server.cpu_seconds()
-                    measured = wrk(server.url, args.duration, args.threads, args.connections,
+                    measured = wrk(server, args.duration, args.threads, args.connections,
                                    script)
                     measured["server_cpu_us_per_request"] = round(
                         (server.cpu_seconds() - cpu_before) * 1e6 / max(measured["requests"], 1),
@@ -271,6 +288,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bare_us_per_request_median": statistics.median(b for b, _ in cpu),
         "ours_us_per_request_median": statistics.median(o for _, o in cpu),
     }
+    pinned = [results["servers"].get(n) for n in ("bare-1worker-pinned", "ours-1worker-pinned")]
+    if pinned[0] and pinned[1]:
+        b, o = (statistics.median(r["server_cpu_us_per_request"] for r in p["runs"])
+                for p in pinned)
+        results["pinned_cpu_overhead_percent"] = {
+            "what": "one gunicorn worker each on CPU 0, wrk on CPU 1: server CPU per request",
+            "bare_us": b, "ours_us": o, "median": round(100 * (o / b - 1), 1)}
     results["overhead_percent"] = {
         "median_of_repeats": statistics.median(per_repeat),
         "from_medians": round(100 * (1 - medians[1] / medians[0]), 1),
@@ -304,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"http/cpu-per-request: bare {cpu['bare_us_per_request_median']} us, ours "
           f"{cpu['ours_us_per_request_median']} us: +{cpu['median_of_repeats']} % median "
           f"(per repeat {cpu['per_repeat']})")
+    pinned = results.get("pinned_cpu_overhead_percent")
+    if pinned:
+        print(f"http/pinned-1-worker cpu-per-request: bare {pinned['bare_us']} us, ours "
+              f"{pinned['ours_us']} us: +{pinned['median']} %")
     print(f"report: {path}")
     return 0
 
