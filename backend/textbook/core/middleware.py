@@ -78,10 +78,10 @@ class RequestContextMiddleware:
             return
         request_id = ""
         declared = None
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
+        for key, value in scope["headers"]:  # the first of each, as before the merge
+            if key == b"x-request-id" and not request_id:
                 request_id = value.decode("latin-1")
-            elif key == b"content-length":
+            elif key == b"content-length" and declared is None:
                 declared = value
         if not request_id or not _REQUEST_ID.match(request_id):
             request_id = f"{getrandbits(128):032x}"
