@@ -52,6 +52,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=host or "127.0.0.1",
             port=int(port),
             reload=True,
+            # The package's own sources, not the working directory (a checkout's .venv and
+            # .cache would be scanned too).
+            reload_dirs=[str(Path(__file__).resolve().parent)],
             access_log=False,
             proxy_headers=True,
             forwarded_allow_ips=",".join(settings.trusted_proxies),

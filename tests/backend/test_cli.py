@@ -223,3 +223,35 @@ def test_serve_runs_gunicorn_with_uvicorn_workers(tmp_path: Path) -> None:
     assert sum('"path": "/api/v1/search"' in line for line in access) == 1
     # The app logs each request once; gunicorn's own access log is off.
     assert not [line for line in err.splitlines() if '"GET /api/v1/search' in line]
+
+
+def test_serve_dev_reloads_from_the_package_sources(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "textbook.cli", "serve", "--dev", "--bind", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env=base_env(tmp_path) | {"LOG_LEVEL": "INFO"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline and health is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None, "serve --dev did not answer"
+        assert health.status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    package = str(Path(cli.__file__).resolve().parent)
+    watching = [line for line in err.splitlines() if "Will watch for changes" in line]
+    assert watching, err[-2000:]
+    assert package in watching[0]
+    assert str(tmp_path) not in watching[0]
+    assert sum('"textbook.access"' in line and '"/health"' in line for line in err.splitlines())
