@@ -64,11 +64,11 @@ def test_second_run_changes_nothing(single: str, sources: Path) -> None:
 
 
 def test_check_diff_runs_clean_on_converged_host(single: str, sources: Path) -> None:
-    # Runs without errors. Measured changed=2 on a converged host (tasks whose check mode
-    # predicts a change it would not make); the real second run above proves changed=0.
+    # Runs without errors, and predicts no change on a converged host.
     result = deploy(SINGLE, sources, "--check", "--diff")
     assert recap(result.stdout)[single]["failed"] == 0, result.stdout[-4000:]
     assert recap(result.stdout)[single]["unreachable"] == 0
+    assert changed(result.stdout) == {single: 0}, result.stdout[-6000:]
 
 
 def test_missing_vault_secret_fails_before_any_change(single: str, sources: Path) -> None:
