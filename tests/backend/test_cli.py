@@ -34,6 +34,17 @@ def run(
     )
 
 
+def _first_answer(url: str, seconds: float = 60) -> httpx.Response | None:
+    """The first response a starting server gives to GET url, or None within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return None
+
+
 def base_env(tmp_path: Path) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     return keep | {"DATA_DIR": str(tmp_path / "var"), "LOG_LEVEL": "WARNING"}
@@ -200,14 +211,7 @@ def test_serve_runs_gunicorn_with_uvicorn_workers(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        ready = None
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        ready = _first_answer(f"http://127.0.0.1:{port}/api/v1/health")
         assert ready is not None, "gunicorn did not answer"
         assert ready.status_code == 200, ready.text
         answer = httpx.get(
@@ -237,13 +241,7 @@ def test_serve_dev_reloads_from_the_package_sources(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        health = None
-        while time.monotonic() < deadline and health is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-            except httpx.TransportError:
-                time.sleep(0.2)
+        health = _first_answer(f"http://127.0.0.1:{port}/health")
         assert health is not None, "serve --dev did not answer"
         assert health.status_code == 200
     finally:
