@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +58,26 @@ errorlog = "-"
 loglevel = _settings.log_level.lower()
 # Import the app in each worker, after fork: the vector store and DB pool are per process.
 preload_app = False
+
+
+# Several workers share their Prometheus values through files in one directory, so that
+# /metrics, whichever worker answers, counts the requests of all of them.
+_metrics_dir_made: list[str] = []
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker starts (prometheus_client chooses where values live
+    when it is first imported, in the worker): a fresh directory for this server's run,
+    unless the operator set PROMETHEUS_MULTIPROC_DIR (then wiping it between runs is theirs)."""
+    if server.cfg.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = tempfile.mkdtemp(prefix="textbook-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        _metrics_dir_made.append(path)
+
+
+def on_exit(_server: Any) -> None:
+    for path in _metrics_dir_made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def child_exit(_server: Any, worker: Any) -> None:

@@ -18,9 +18,9 @@ from textbook.core.config import Settings, get_settings
 from textbook.core.db import make_engine, make_sessionmaker
 from textbook.core.errors import install_exception_handlers
 from textbook.core.library import ChapterLibrary
-from textbook.core.logging import configure_logging
+from textbook.core.logging import RequestLog, configure_logging
 from textbook.core.metrics import Metrics, RouteTemplates
-from textbook.core.middleware import RequestContextMiddleware, TrustedProxyMiddleware
+from textbook.core.middleware import RequestContextMiddleware
 from textbook.core.ratelimit import RateLimiter
 from textbook.core.vector import open_store
 from textbook.llm import make_llm_client
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         try:
             yield
         finally:
+            app.state.request_log.flush()
             if app.state.llm is not None:
                 await app.state.llm.close()
             if store is None and app.state.store is not None:
@@ -92,12 +93,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         include_in_schema=False,
     )
     def metrics(request: Request) -> Response:
+        request.app.state.request_log.flush()  # the requests handled so far, counted
         body, content_type = request.app.state.metrics.render()
         return Response(body, media_type=content_type)
 
     app.include_router(api_router, prefix=API_PREFIX)
 
-    # Added innermost first: proxy headers resolve the client before anything logs it.
     fixed = (
         "/health",
         "/metrics",
@@ -106,11 +107,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         "/redoc",
         f"{API_PREFIX}/openapi.json",
     )
-    app.add_middleware(
-        RequestContextMiddleware,
-        metrics=app.state.metrics,
-        templates=RouteTemplates(app, fixed),
-        max_body_bytes=settings.max_body_bytes,
+    app.state.request_log = RequestLog(
+        app.state.metrics.observe_requests, RouteTemplates(app, fixed)
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -121,7 +119,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(TrustedProxyMiddleware, trusted_proxies=settings.trusted_proxies)
+    # Outermost (added last): proxy headers resolve the client before anything uses it, and
+    # every response, CORS preflights included, gets a request id and an access line.
+    app.add_middleware(
+        RequestContextMiddleware,
+        request_log=app.state.request_log,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
     return app
 
 

@@ -229,6 +229,54 @@ def test_serve_runs_gunicorn_with_uvicorn_workers(tmp_path: Path) -> None:
     assert not [line for line in err.splitlines() if '"GET /api/v1/search' in line]
 
 
+def test_serve_with_several_workers_counts_every_workers_requests(tmp_path: Path) -> None:
+    """Several gunicorn workers: /metrics, whichever worker answers it, counts the requests
+    all of them served (shared multiprocess files in a directory made for this run)."""
+    port = _free_port()
+    closed = _free_port()  # a Qdrant server is configured, so gunicorn runs several workers
+    env = base_env(tmp_path) | {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "3",
+        "QDRANT_URL": f"http://127.0.0.1:{closed}",
+        "TMPDIR": str(tmp_path),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "textbook.cli", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def health_counts() -> set[float]:
+        """The /health count in several scrapes, answered by several workers."""
+        time.sleep(0.5)  # each worker hands its requests to the metrics in batches (0.2 s)
+        line = 'textbook_http_requests_total{method="GET",route="/health",status="200"}'
+        seen = set()
+        for _ in range(6):
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+            seen.update(float(row.split()[-1]) for row in text.splitlines() if row.startswith(line))
+        return seen
+
+    try:
+        ready = _first_answer(f"{url}/health")
+        assert ready is not None, "gunicorn did not answer"
+        before = health_counts()
+        assert len(before) == 1
+        for _ in range(60):  # new connections: spread over the workers
+            assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        assert health_counts() == {before.pop() + 60}
+        metrics_dirs = list(tmp_path.glob("textbook-metrics-*"))
+        assert len(metrics_dirs) == 1
+        assert len(list(metrics_dirs[0].glob("*.db"))) >= 2  # files of more than one worker
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert not list(tmp_path.glob("textbook-metrics-*"))  # removed when the server stops
+
+
 def test_serve_dev_reloads_from_the_package_sources(tmp_path: Path) -> None:
     assert run(tmp_path, "migrate").returncode == 0
     port = _free_port()

@@ -1,11 +1,11 @@
 """JSON logs, each line carrying the request id of the request that wrote it.
 
 Everything goes through the standard logging module and python-json-logger, except the one
-access line per request: `AccessLog` writes that straight to the app's own log handler with
-the same fields and layout, in batches (see AppHandler); building a LogRecord, running the
-generic formatter and one write per line cost about half of a /health request. When the root
-logger's handlers are not just ours (a test's capture, an operator's dictConfig), the access
-line goes through logging like everything else.
+access line per request: `RequestLog` collects each request's record and, in batches, has
+`AccessLog` write the lines straight to the app's own log handler with the same fields and
+layout; building a LogRecord, running the generic formatter and one write per line cost about
+half of a /health request. When the root logger's handlers are not just ours (a test's
+capture, an operator's dictConfig), the access line goes through logging like everything else.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import asyncio
 import contextlib
 import logging
 import sys
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from json.encoder import encode_basestring_ascii
-from typing import TextIO
+from time import perf_counter
+from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -35,75 +39,45 @@ class RequestIdFilter(logging.Filter):
 
 ACCESS_FLUSH_SECONDS = 0.2
 ACCESS_FLUSH_LINES = 64
+ENCODED_CACHE_SIZE = 4096
 
 
 class AppHandler(logging.StreamHandler[TextIO]):
-    """The app's stderr handler; `AccessLog` recognises it to take its fast path.
+    """The app's stderr handler; `RequestLog` recognises it to take its batched path.
 
-    Access lines written from the event loop are batched: flushed ACCESS_FLUSH_SECONDS after
-    the first one, at ACCESS_FLUSH_LINES, before any other record (so the order of lines is
-    kept), and by flush()/close() (worker shutdown runs logging.shutdown). One write per batch
-    instead of one per request; a killed worker loses at most that fraction of a second.
+    Request logs with records waiting register here, and any other record, flush() and
+    close() (worker shutdown runs logging.shutdown) write their access lines first, so the
+    order of lines is kept.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
-        self._pending: list[str] = []
-        self._timer_armed = False
+        self._sources: set[RequestLog] = set()
 
-    def write_access(self, line: str) -> None:
+    def defer(self, source: RequestLog) -> None:
+        self._sources.add(source)
+
+    def _flush_sources(self) -> None:
+        for source in list(self._sources):
+            source.flush()
+
+    def write_lines(self, data: str) -> None:
         self.acquire()
-        try:
-            pending = self._pending
-            pending.append(line)
-            if len(pending) >= ACCESS_FLUSH_LINES:
-                self._write_pending()
-            elif not self._timer_armed:
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:  # not in the event loop: nothing would flush it later
-                    self._write_pending()
-                    return
-                self._timer_armed = True
-                loop.call_later(ACCESS_FLUSH_SECONDS, self._timer_fired)
-        finally:
-            self.release()
-
-    def _timer_fired(self) -> None:
-        self.acquire()
-        try:
-            self._timer_armed = False
-            self._write_pending()
-        finally:
-            self.release()
-
-    def _write_pending(self) -> None:
-        # Called with the handler's lock held.
-        if not self._pending:
-            return
-        data = "".join(self._pending)
-        self._pending.clear()
         try:
             self.stream.write(data)
             self.stream.flush()
         except Exception:  # as logging does: a broken stream never fails a request
             self.handleError(logging.makeLogRecord({"msg": data, "name": ACCESS_LOGGER}))
+        finally:
+            self.release()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._pending:
-            self.acquire()
-            try:
-                self._write_pending()
-            finally:
-                self.release()
+        if self._sources:
+            self._flush_sources()
         super().emit(record)
 
     def flush(self) -> None:
-        self.acquire()
-        try:
-            self._write_pending()
-        finally:
-            self.release()
+        self._flush_sources()
         super().flush()
 
 
@@ -153,18 +127,57 @@ class AccessLog:
         self.logger = logging.getLogger(ACCESS_LOGGER)
         self._second = -1
         self._stamp = ""
+        # (method, path, route) -> their JSON fields, as most requests repeat a few paths.
+        self._encoded: dict[tuple[str, str, str], str] = {}
 
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
 
-    def _time(self) -> str:
+    def direct(self) -> AppHandler | None:
+        """The app's handler when the line may be written to it directly (see the module
+        docstring), else None: the line goes through logging."""
+        handler = _handler()
+        logger = self.logger
+        if handler is None or logger.handlers or not logger.propagate or logger.disabled:
+            return None
+        return handler
+
+    def _time(self, now: float) -> str:
         # logging's default asctime ("2026-11-29 00:31:05,123", local time); strftime once a second.
-        now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         return f"{self._stamp},{int((now - second) * 1000):03d}"
+
+    def line(
+        self,
+        now: float,
+        request_id: str | None,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        duration_ms: float,
+        client: str | None,
+        user_id: str | None,
+    ) -> str:
+        key = (method, path, route)
+        request = self._encoded.get(key)
+        if request is None:
+            request = (
+                f'"method": {encode_basestring_ascii(method)}, '
+                f'"path": {encode_basestring_ascii(path)}, '
+                f'"route": {encode_basestring_ascii(route)}, '
+            )
+            if len(self._encoded) < ENCODED_CACHE_SIZE:  # paths and methods come from clients
+                self._encoded[key] = request
+        return (
+            f'{{"time": "{self._time(now)}", "level": "INFO", "logger": "{ACCESS_LOGGER}", '
+            f'"message": "request", "request_id": {_json_str(request_id)}, {request}'
+            f'"status": {int(status)}, "duration_ms": {float(duration_ms)!r}, '
+            f'"client": {_json_str(client)}, "user_id": {_json_str(user_id)}}}\n'
+        )
 
     def write(
         self,
@@ -177,9 +190,9 @@ class AccessLog:
         client: str | None,
         user_id: str | None,
     ) -> None:
-        handler = _handler()
-        logger = self.logger
-        if handler is None or logger.handlers or not logger.propagate or logger.disabled:
+        """One line now (RequestLog batches them; this is the unbatched form)."""
+        handler = self.direct()
+        if handler is None:
             fields = {
                 "method": method,
                 "path": path,
@@ -189,17 +202,121 @@ class AccessLog:
                 "client": client,
                 "user_id": user_id,
             }
-            logger.info("request", extra=fields)
+            token = request_id_var.set(request_id)
+            try:
+                self.logger.info("request", extra=fields)
+            finally:
+                request_id_var.reset(token)
             return
-        if handler.level > logging.INFO:
+        if handler.level <= logging.INFO:
+            line = self.line(
+                time.time(), request_id, method, path, route, status, duration_ms, client, user_id
+            )
+            handler.write_lines(line)
+
+
+# Of a request: method, path, client (host, port), the scope's state (its "request_id" and,
+# once authenticated, "user_id"), response status, perf_counter() at its start and end.
+RequestRecord = tuple[str, str, "tuple[str, int] | None", dict[str, Any], int, float, float]
+
+
+class RequestLog:
+    """What is kept of each request: its access line and its metrics.
+
+    The request's own path only appends a tuple (its scope, status and two clock readings);
+    the records are handled together, in the event loop, ACCESS_FLUSH_SECONDS after the first
+    one or at ACCESS_FLUSH_LINES: route template, metrics, access lines, one write. Handled
+    in a batch, with the code and data warm, they cost a fraction of the same work done at
+    the end of each request. `flush()` runs before /metrics is rendered, before any other log
+    record is written, and at shutdown; a SIGKILLed worker loses at most
+    ACCESS_FLUSH_SECONDS of them. Under someone else's logging setup (a dictConfig, pytest's
+    capture) each record is handled at once.
+    """
+
+    def __init__(
+        self,
+        observe: Callable[[list[tuple[str, str, int, float]]], None],
+        template: Callable[[str], str],
+    ) -> None:
+        self.observe = observe
+        self.template = template
+        self.access = AccessLog()
+        self._pending: deque[RequestRecord] = deque()
+        self._lock = threading.Lock()
+        self._timer_armed = False
+
+    def record(
+        self,
+        method: str,
+        path: str,
+        client: tuple[str, int] | None,
+        state: dict[str, Any],
+        status: int,
+        started: float,
+        ended: float,
+    ) -> None:
+        item = (method, path, client, state, status, started, ended)
+        handlers = logging.root.handlers
+        handler = handlers[0] if len(handlers) == 1 else None
+        if not isinstance(handler, AppHandler):
+            self._handle([item], None)
             return
-        line = (
-            f'{{"time": "{self._time()}", "level": "INFO", "logger": "{ACCESS_LOGGER}", '
-            f'"message": "request", "request_id": {_json_str(request_id)}, '
-            f'"method": {encode_basestring_ascii(method)}, '
-            f'"path": {encode_basestring_ascii(path)}, '
-            f'"route": {encode_basestring_ascii(route)}, "status": {int(status)}, '
-            f'"duration_ms": {float(duration_ms)!r}, "client": {_json_str(client)}, '
-            f'"user_id": {_json_str(user_id)}}}\n'
-        )
-        handler.write_access(line)
+        pending = self._pending
+        pending.append(item)
+        if len(pending) >= ACCESS_FLUSH_LINES:
+            self.flush()
+        elif not self._timer_armed:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not in the event loop: nothing would flush it later
+                self.flush()
+                return
+            self._timer_armed = True
+            handler.defer(self)
+            loop.call_later(ACCESS_FLUSH_SECONDS, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer_armed = False
+        self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        with self._lock:  # appends need no lock: deque.append and popleft are atomic
+            pending = self._pending
+            items = [pending.popleft() for _ in range(len(pending))]
+        self._handle(items, self.access.direct())
+
+    def _handle(self, items: list[RequestRecord], handler: AppHandler | None) -> None:
+        template, access = self.template, self.access
+        enabled = access.enabled()
+        lines: list[str] | None = None
+        if enabled and handler is not None and handler.level <= logging.INFO:
+            lines = []
+        observed = []
+        # Wall-clock time of a perf_counter() reading, for the lines' timestamps.
+        offset = time.time() - perf_counter()
+        for method, path, client, state, status, started, ended in items:
+            route = template(path)
+            seconds = ended - started
+            observed.append((method, route, status, seconds))
+            if not enabled:
+                continue
+            fields = (
+                state["request_id"],
+                method,
+                path,
+                route,
+                status,
+                round(seconds * 1000, 2),
+                client[0] if client else None,
+                state.get("user_id"),
+            )
+            if lines is not None:
+                lines.append(access.line(offset + ended, *fields))
+            else:
+                access.write(*fields)
+        self.observe(observed)
+        if lines:
+            assert handler is not None
+            handler.write_lines("".join(lines))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,11 +21,34 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
-CHILD_CACHE_SIZE = 1024
+# Memoised route templates per request path; capped, as paths are chosen by clients.
+TEMPLATE_CACHE_SIZE = 4096
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class BatchHistogram(Histogram):
+    """A Histogram that also takes many observations at once, already sorted into buckets:
+    one update per bucket and label set instead of one per observation (in multiprocess
+    mode each update is a write to a shared file)."""
+
+    @property
+    def upper_bounds(self) -> list[float]:
+        return list(self._upper_bounds)
+
+    def observe_counts(self, bucket_counts: list[int], total: float) -> None:
+        """As `observe()` called bucket_counts[i] times with values in bucket i (the first
+        bound >= the value, as observe() files them) and adding up to `total`."""
+        self._raise_if_not_observable()  # type: ignore[no-untyped-call]
+        self._sum.inc(total)
+        for bucket, count in zip(self._buckets, bucket_counts, strict=True):
+            if count:
+                bucket.inc(count)
 
 
 class Metrics:
-    """One registry per app, so several apps (tests) never collide."""
+    """One registry per app, so several apps (tests) never collide. Under several gunicorn
+    workers (PROMETHEUS_MULTIPROC_DIR set, see gunicorn_conf) values live in files shared by
+    the workers and /metrics sums them."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -34,11 +58,11 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "textbook_http_request_duration_seconds",
             "HTTP request latency by method and route template.",
             ["method", "route"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.llm_errors = Counter(
@@ -47,23 +71,26 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        # (method, route, status) -> the labelled counter and histogram; labels() is a
-        # lock and a dict lookup per call, this is one dict lookup.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.bounds = self.latency.upper_bounds
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(method, route, str(status)),
-                self.latency.labels(method, route),
-            )
-            # Methods come from clients: remember a bounded number of label sets.
-            if len(self._children) < CHILD_CACHE_SIZE:
-                self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+    def observe_requests(self, requests: list[tuple[str, str, int, float]]) -> None:
+        """(method, route template, status, seconds) of each request handled since the last
+        call: counted per label set first, then one update per counter and bucket."""
+        counts: dict[tuple[str, str, int], int] = {}
+        latency: dict[tuple[str, str], list[Any]] = {}  # [sum, count in bucket 0, 1, ...]
+        bounds = self.bounds
+        for method, route, status, seconds in requests:
+            key = (method, route, status)
+            counts[key] = counts.get(key, 0) + 1
+            sums = latency.get((method, route))
+            if sums is None:
+                sums = latency[(method, route)] = [0.0] + [0] * len(bounds)
+            sums[0] += seconds
+            sums[1 + bisect_left(bounds, seconds)] += 1
+        for (method, route, status), count in counts.items():
+            self.requests.labels(method, route, str(status)).inc(count)
+        for (method, route), sums in latency.items():
+            self.latency.labels(method, route).observe_counts(sums[1:], sums[0])
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -82,6 +109,7 @@ class RouteTemplates:
         self.app = app
         self.extra = extra
         self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+        self._template_of: dict[str, str] = {}
 
     def _build(self) -> list[tuple[re.Pattern[str], str]]:
         templates = list(self.app.openapi().get("paths", {})) + list(self.extra)
@@ -90,6 +118,14 @@ class RouteTemplates:
         return [(compile_path(t)[0], t) for t in templates]
 
     def __call__(self, path: str) -> str:
+        template = self._template_of.get(path)
+        if template is None:
+            template = self._match(path)
+            if len(self._template_of) < TEMPLATE_CACHE_SIZE:
+                self._template_of[path] = template
+        return template
+
+    def _match(self, path: str) -> str:
         if self._compiled is None:
             self._compiled = self._build()
         for pattern, template in self._compiled:

@@ -1,10 +1,10 @@
 """ASGI middleware: request id + access log + metrics + body size limit, trusted proxies.
 
 These run on every request, /health included, so they stay cheap: plain ASGI callables
-(no BaseHTTPMiddleware), one pass over the raw header list, per-path route templates and
-metric children memoised, request ids from the process's PRNG (no syscall; request ids are
-correlation ids, not secrets), and the access line written by `AccessLog`'s direct path.
-`bench/http_server.py` measures their cost against a bare FastAPI app.
+(no BaseHTTPMiddleware), one pass over the raw header list, request ids from the process's
+PRNG (no syscall; request ids are correlation ids, not secrets), the request's body counted
+only when its length is not known up front, and its access line and metrics handled in
+batches by `RequestLog`. `bench/http_server.py` measures their cost against a bare FastAPI app.
 """
 
 from __future__ import annotations
@@ -12,23 +12,20 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from collections.abc import Callable
 from random import getrandbits
+from time import perf_counter
 from typing import Any
 
 from fastapi import HTTPException, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from textbook.core.logging import AccessLog, request_id_var
-from textbook.core.metrics import Metrics
+from textbook.core.logging import RequestLog, request_id_var
 
 error_log = logging.getLogger("textbook.error")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNIX_CLIENT = "unix:"
-# Memoised route templates per request path; capped, as paths are chosen by clients.
-TEMPLATE_CACHE_SIZE = 4096
+HTTP1 = ("1.0", "1.1")
 
 
 async def send_json(
@@ -42,8 +39,8 @@ async def send_json(
 
 
 class RequestContextMiddleware:
-    """Request id in and out, one JSON access-log line and metrics per request, and the
-    request body limit (one layer for all of it: every layer costs a call per message).
+    """Request id in and out, the request's record (access line and metrics, see RequestLog)
+    and the request body limit (one layer for all of it: every layer costs a call per message).
 
     Bodies over `max_body_bytes` are refused by Content-Length up front and while streaming
     (chunked uploads carry no Content-Length). Unhandled errors become a 500 JSON body here,
@@ -53,24 +50,14 @@ class RequestContextMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        metrics: Metrics,
-        templates: Callable[[str], str],
+        request_log: RequestLog,
         max_body_bytes: int,
+        trusted_proxies: list[str],
     ) -> None:
         self.app = app
-        self.metrics = metrics
-        self.templates = templates
+        self.request_log = request_log
         self.limit = max_body_bytes
-        self.access = AccessLog()
-        self._template_of: dict[str, str] = {}
-
-    def template(self, path: str) -> str:
-        template = self._template_of.get(path)
-        if template is None:
-            template = self.templates(path)
-            if len(self._template_of) < TEMPLATE_CACHE_SIZE:
-                self._template_of[path] = template
-        return template
+        self.proxies = TrustedProxies(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,11 +65,18 @@ class RequestContextMiddleware:
             return
         request_id = ""
         declared = None
+        chunked = forwarded = False
         for key, value in scope["headers"]:  # the first of each, as before the merge
             if key == b"x-request-id" and not request_id:
                 request_id = value.decode("latin-1")
+            elif key == b"x-forwarded-for" or key == b"x-forwarded-proto":
+                forwarded = True
             elif key == b"content-length" and declared is None:
                 declared = value
+            elif key == b"transfer-encoding":
+                chunked = True
+        if forwarded or (self.proxies.unix_trusted and not scope.get("client")):
+            await self.proxies.apply(scope)
         if not request_id or not _REQUEST_ID.match(request_id):
             request_id = f"{getrandbits(128):032x}"
         request_id_header = (b"x-request-id", request_id.encode("latin-1"))
@@ -91,7 +85,7 @@ class RequestContextMiddleware:
             scope["state"]["request_id"] = request_id
         else:
             scope["state"] = {"request_id": request_id}
-        started = time.perf_counter()
+        started = perf_counter()
         status_code = 500
         response_started = False
 
@@ -103,27 +97,19 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
-        limit = self.limit
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
         try:
             if declared is not None and not declared.isdigit():
                 await send_json(send_with_id, 400, {"detail": "Invalid Content-Length header"})
-            elif declared is not None and int(declared) > limit:
-                error = BodyTooLarge(limit)
+            elif declared is not None and int(declared) > self.limit:
+                error = BodyTooLarge(self.limit)
                 body, close = {"detail": error.detail}, {"connection": "close"}
                 await send_json(send_with_id, error.status_code, body, close)
+            elif chunked or scope.get("http_version") not in HTTP1:
+                # A body of unknown length: counted as it arrives. (HTTP/1 servers deliver
+                # exactly Content-Length bytes, and no body without it or Transfer-Encoding.)
+                await self.app(scope, limited(receive, self.limit), send_with_id)
             else:
-                await self.app(scope, limited_receive, send_with_id)
+                await self.app(scope, receive, send_with_id)
         except Exception:
             error_log.exception("unhandled error")
             if not response_started:
@@ -133,23 +119,32 @@ class RequestContextMiddleware:
                     {"detail": "Internal server error", "request_id": request_id},
                 )
         finally:
-            seconds = time.perf_counter() - started
-            method, path = scope["method"], scope["path"]
-            template = self.template(path)
-            self.metrics.observe(method, template, status_code, seconds)
-            if self.access.enabled():
-                client = scope.get("client")
-                self.access.write(
-                    request_id,
-                    method,
-                    path,
-                    template,
-                    status_code,
-                    round(seconds * 1000, 2),
-                    client[0] if client else None,
-                    scope["state"].get("user_id"),
-                )
+            self.request_log.record(
+                scope["method"],
+                scope["path"],
+                scope.get("client"),
+                scope["state"],
+                status_code,
+                started,
+                perf_counter(),
+            )
             request_id_var.reset(token)
+
+
+def limited(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising BodyTooLarge once more than `limit` body bytes have arrived."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return limited_receive
 
 
 class BodyTooLarge(HTTPException):
@@ -160,15 +155,28 @@ class BodyTooLarge(HTTPException):
         )
 
 
-class TrustedProxyMiddleware(ProxyHeadersMiddleware):
-    """uvicorn's ProxyHeadersMiddleware, plus: a unix-socket peer (nginx on the same host)
-    counts as trusted when "unix:" is listed in TRUSTED_PROXIES."""
+class TrustedProxies:
+    """Client address and scheme from X-Forwarded-For/-Proto, only when the peer is a trusted
+    proxy: uvicorn's ProxyHeadersMiddleware applied to the scope, plus a unix-socket peer
+    (nginx on the same host) counting as trusted when "unix:" is listed."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: list[str]) -> None:
-        super().__init__(app, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
+    def __init__(self, trusted_proxies: list[str]) -> None:
         self.unix_trusted = UNIX_CLIENT in trusted_proxies
+        self._proxy = ProxyHeadersMiddleware(_scope_only, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if self.unix_trusted and not scope.get("client") and scope["type"] in ("http", "websocket"):
+    async def apply(self, scope: Scope) -> None:
+        if self.unix_trusted and not scope.get("client"):
             scope["client"] = (UNIX_CLIENT, 0)
-        await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+        await self._proxy(scope, _no_receive, _no_send)  # type: ignore[arg-type]
+
+
+async def _scope_only(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app behind `TrustedProxies`' ProxyHeadersMiddleware: only its scope changes count."""
+
+
+async def _no_receive() -> Message:
+    raise RuntimeError("not used")
+
+
+async def _no_send(message: Message) -> None:
+    raise RuntimeError("not used")

@@ -216,6 +216,12 @@ def test_cors_allows_only_configured_origins(make_client: ClientFactory, sqlite_
     assert "access-control-allow-origin" not in evil.headers
     simple = client.get("/api/v1/chapters", headers={"Origin": "https://book.example.org"})
     assert simple.headers["access-control-allow-origin"] == "https://book.example.org"
+    # Preflights are answered by the CORS layer, inside the request-context layer: they get
+    # a request id too (and an access line and metrics).
+    assert len(ok.headers["x-request-id"]) == 32
+    assert evil.headers["x-request-id"] != ok.headers["x-request-id"]
+    metrics = client.get("/metrics").text
+    assert 'method="OPTIONS",route="/api/v1/chat",status="200"} 1.0' in metrics
 
 
 def test_unhandled_error_is_json_500_with_request_id(

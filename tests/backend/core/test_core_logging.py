@@ -1,4 +1,5 @@
-"""The access line's direct path writes what the logging module would have written."""
+"""The access line's direct path writes what the logging module would have written, and the
+request log hands each request to the access log and the metrics in batches."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -15,6 +18,7 @@ from textbook.core.logging import (
     ACCESS_FLUSH_SECONDS,
     AccessLog,
     AppHandler,
+    RequestLog,
     configure_logging,
     request_id_var,
 )
@@ -96,26 +100,62 @@ def test_no_access_line_above_info(restore_root: None) -> None:
     assert stream.getvalue() == ""
 
 
-def test_access_lines_from_the_event_loop_are_batched_and_keep_their_order(
-    restore_root: None,
-) -> None:
+class Observed:
+    """What RequestLog hands to the metrics, batch by batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, str, int, float]]] = []
+
+    def __call__(self, requests: list[tuple[str, str, int, float]]) -> None:
+        self.batches.append(list(requests))
+
+
+def record(log: RequestLog, request_id: str, user_id: str | None = None) -> None:
+    state = {"request_id": request_id} | ({"user_id": user_id} if user_id else {})
+    started = time.perf_counter()
+    log.record(
+        "GET", f"/x/{request_id}", ("203.0.113.9", 4242), state, 200, started, started + 0.25
+    )
+
+
+def new_log(observed: Observed) -> RequestLog:
+    return RequestLog(observed, lambda path: "/x/{id}")
+
+
+def test_request_records_are_batched_and_keep_their_order(restore_root: None) -> None:
     stream = io.StringIO()
     only_ours("INFO", stream)
-    access = AccessLog()
+    observed = Observed()
+    log = new_log(observed)
 
     async def requests() -> tuple[str, str, str]:
-        write(access, "a")
-        write(access, "b")
+        record(log, "a", user_id="u-1")
+        record(log, "b")
         before = stream.getvalue()  # batched: nothing written yet
         await asyncio.sleep(ACCESS_FLUSH_SECONDS + 0.3)
         after_timer = stream.getvalue()
-        write(access, "c")
+        record(log, "c")
         logging.getLogger("textbook").warning("something else")  # flushes "c" first
         return before, after_timer, stream.getvalue()
 
     before, after_timer, final = asyncio.run(requests())
     assert before == ""
-    assert [json.loads(line)["request_id"] for line in after_timer.splitlines()] == ["a", "b"]
+    first = [json.loads(line) for line in after_timer.splitlines()]
+    assert [line["request_id"] for line in first] == ["a", "b"]
+    assert first[0] | {"time": "t"} == {
+        "time": "t",
+        "level": "INFO",
+        "logger": "textbook.access",
+        "message": "request",
+        "request_id": "a",
+        "method": "GET",
+        "path": "/x/a",
+        "route": "/x/{id}",
+        "status": 200,
+        "duration_ms": 250.0,
+        "client": "203.0.113.9",
+        "user_id": "u-1",
+    }
     lines = [json.loads(line) for line in final.splitlines()]
     assert [(line["request_id"], line["message"]) for line in lines] == [
         ("a", "request"),
@@ -123,20 +163,74 @@ def test_access_lines_from_the_event_loop_are_batched_and_keep_their_order(
         ("c", "request"),
         (None, "something else"),
     ]
+    # The metrics got the same requests, in the same batches as the lines.
+    assert observed.batches == [
+        [
+            ("GET", "/x/{id}", 200, pytest.approx(0.25)),
+            ("GET", "/x/{id}", 200, pytest.approx(0.25)),
+        ],
+        [("GET", "/x/{id}", 200, pytest.approx(0.25))],
+    ]
+
+
+def test_the_line_carries_the_wall_clock_time_of_the_requests_end(restore_root: None) -> None:
+    stream = io.StringIO()
+    only_ours("INFO", stream)
+    log = new_log(Observed())
+    ended_at = time.time()
+    record(log, "t")  # outside an event loop: handled at once
+    stamp = json.loads(stream.getvalue())["time"]
+    written = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    assert abs(written - (ended_at + 0.25)) < 0.05
 
 
 def test_a_full_batch_and_flush_write_at_once(restore_root: None) -> None:
     stream = io.StringIO()
     only_ours("INFO", stream)
-    access = AccessLog()
+    observed = Observed()
+    log = new_log(observed)
 
     async def requests() -> tuple[int, int]:
         for i in range(ACCESS_FLUSH_LINES):
-            write(access, f"r{i}")
+            record(log, f"r{i}")
         full = stream.getvalue().count("\n")
-        write(access, "last")
+        record(log, "last")
         for handler in logging.getLogger().handlers:
             handler.flush()  # what logging.shutdown() does when a worker exits
         return full, stream.getvalue().count("\n")
 
     assert asyncio.run(requests()) == (ACCESS_FLUSH_LINES, ACCESS_FLUSH_LINES + 1)
+    assert [len(batch) for batch in observed.batches] == [ACCESS_FLUSH_LINES, 1]
+
+
+def test_metrics_are_kept_above_info(restore_root: None) -> None:
+    stream = io.StringIO()
+    only_ours("WARNING", stream)
+    observed = Observed()
+    log = new_log(observed)
+
+    async def requests() -> None:
+        record(log, "w1")
+        record(log, "w2")
+        log.flush()
+
+    asyncio.run(requests())
+    assert stream.getvalue() == ""
+    assert [len(batch) for batch in observed.batches] == [2]
+
+
+def test_under_other_handlers_each_record_goes_through_logging_at_once(
+    restore_root: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure_logging("INFO", stream=io.StringIO())  # pytest's capture handler stays
+    observed = Observed()
+    log = new_log(observed)
+
+    async def requests() -> int:
+        with caplog.at_level(logging.INFO, logger="textbook.access"):
+            record(log, "cap")
+            return len([r for r in caplog.records if r.name == "textbook.access"])
+
+    assert asyncio.run(requests()) == 1
+    assert caplog.records[-1].request_id == "cap"  # type: ignore[attr-defined]
+    assert len(observed.batches) == 1

@@ -7,21 +7,17 @@ from typing import Any
 import anyio
 import pytest
 
-from textbook.core.middleware import TrustedProxyMiddleware
+from textbook.core.middleware import TrustedProxies
 
 
 def _client_seen(trusted: list[str], client: Any, forwarded: bytes) -> Any:
-    seen: dict[str, Any] = {}
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        seen["client"] = scope.get("client")
+    scope = {"type": "http", "client": client, "headers": [(b"x-forwarded-for", forwarded)]}
 
     async def call() -> None:
-        scope = {"type": "http", "client": client, "headers": [(b"x-forwarded-for", forwarded)]}
-        await TrustedProxyMiddleware(app, trusted)(scope, None, None)  # type: ignore[arg-type]
+        await TrustedProxies(trusted).apply(scope)
 
     anyio.run(call)
-    return seen["client"]
+    return scope["client"]
 
 
 @pytest.mark.parametrize(
