@@ -11,7 +11,8 @@ server and the app's own JSON log on at INFO (to a file, then counted):
 
 QDRANT_URL points at a closed loopback port so that gunicorn_conf applies its configured
 worker count (embedded Qdrant forces one worker); the app never touches the store for
-/health and does not probe it at startup. GUNICORN_MAX_REQUESTS=0 by default: with the
+/health and does not probe it at startup. With several workers gunicorn_conf shares their
+Prometheus values through files (PROMETHEUS_MULTIPROC_DIR), as in production. GUNICORN_MAX_REQUESTS=0 by default: with the
 production recycling (2000 requests a worker) a worker restarts every fraction of a second
 at these rates and the run measures worker boot time instead of request handling.
 
