@@ -12,9 +12,10 @@ server and the app's own JSON log on at INFO (to a file, then counted):
 QDRANT_URL points at a closed loopback port so that gunicorn_conf applies its configured
 worker count (embedded Qdrant forces one worker); the app never touches the store for
 /health and does not probe it at startup. With several workers gunicorn_conf shares their
-Prometheus values through files (PROMETHEUS_MULTIPROC_DIR), as in production. GUNICORN_MAX_REQUESTS=0 by default: with the
-production recycling (2000 requests a worker) a worker restarts every fraction of a second
-at these rates and the run measures worker boot time instead of request handling.
+Prometheus values through files (PROMETHEUS_MULTIPROC_DIR), as in production.
+GUNICORN_MAX_REQUESTS=0 by default: with the production recycling (2000 requests a worker)
+a worker restarts every fraction of a second at these rates and the run measures worker
+boot time instead of request handling.
 
 `wrk` (Debian package `wrk`) drives each server in turn, on loopback only: a warm-up, then
 a bounded run, repeated; bare and ours run back to back in each repeat (alternating which

@@ -127,8 +127,8 @@ class AccessLog:
         self.logger = logging.getLogger(ACCESS_LOGGER)
         self._second = -1
         self._stamp = ""
-        # (method, path, route) -> their JSON fields, as most requests repeat a few paths.
-        self._encoded: dict[tuple[str, str, str], str] = {}
+        self._requests: dict[tuple[str, str, str, int], str] = {}
+        self._whos: dict[tuple[str | None, str | None], str] = {}
 
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
@@ -162,21 +162,27 @@ class AccessLog:
         client: str | None,
         user_id: str | None,
     ) -> str:
-        key = (method, path, route)
-        request = self._encoded.get(key)
+        # Most requests repeat a few (method, path, route, status) and (client, user) pairs:
+        # their JSON is built once (up to ENCODED_CACHE_SIZE of each; they come from clients).
+        request = self._requests.get((method, path, route, status))
         if request is None:
             request = (
                 f'"method": {encode_basestring_ascii(method)}, '
                 f'"path": {encode_basestring_ascii(path)}, '
-                f'"route": {encode_basestring_ascii(route)}, '
+                f'"route": {encode_basestring_ascii(route)}, "status": {int(status)}, '
+                '"duration_ms": '
             )
-            if len(self._encoded) < ENCODED_CACHE_SIZE:  # paths and methods come from clients
-                self._encoded[key] = request
+            if len(self._requests) < ENCODED_CACHE_SIZE:
+                self._requests[(method, path, route, status)] = request
+        who = self._whos.get((client, user_id))
+        if who is None:
+            who = f', "client": {_json_str(client)}, "user_id": {_json_str(user_id)}}}\n'
+            if len(self._whos) < ENCODED_CACHE_SIZE:
+                self._whos[(client, user_id)] = who
         return (
             f'{{"time": "{self._time(now)}", "level": "INFO", "logger": "{ACCESS_LOGGER}", '
-            f'"message": "request", "request_id": {_json_str(request_id)}, {request}'
-            f'"status": {int(status)}, "duration_ms": {float(duration_ms)!r}, '
-            f'"client": {_json_str(client)}, "user_id": {_json_str(user_id)}}}\n'
+            f'"message": "request", "request_id": {_json_str(request_id)}, '
+            f"{request}{float(duration_ms)!r}{who}"
         )
 
     def write(
