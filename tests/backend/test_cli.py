@@ -186,6 +186,18 @@ def test_create_admin_before_migrate_explains(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _serve(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`textbook serve ARGS` started in tmp_path, its output kept for the test."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "textbook.cli", "serve", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -202,14 +214,7 @@ def test_serve_runs_gunicorn_with_uvicorn_workers(tmp_path: Path) -> None:
         "ENVIRONMENT": "production",
         "SECRET_KEY": GOOD_KEY,
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "textbook.cli", "serve"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = _serve(tmp_path, env)
     try:
         ready = _first_answer(f"http://127.0.0.1:{port}/api/v1/health")
         assert ready is not None, "gunicorn did not answer"
@@ -240,21 +245,14 @@ def test_serve_with_several_workers_counts_every_workers_requests(tmp_path: Path
         "QDRANT_URL": f"http://127.0.0.1:{closed}",
         "TMPDIR": str(tmp_path),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "textbook.cli", "serve"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = _serve(tmp_path, env)
     url = f"http://127.0.0.1:{port}"
 
     def health_counts() -> set[float]:
         """The /health count in several scrapes, answered by several workers."""
         time.sleep(0.5)  # each worker hands its requests to the metrics in batches (0.2 s)
         line = 'textbook_http_requests_total{method="GET",route="/health",status="200"}'
-        seen = set()
+        seen: set[float] = set()
         for _ in range(6):
             text = httpx.get(f"{url}/metrics", timeout=10).text
             seen.update(float(row.split()[-1]) for row in text.splitlines() if row.startswith(line))
@@ -280,13 +278,8 @@ def test_serve_with_several_workers_counts_every_workers_requests(tmp_path: Path
 def test_serve_dev_reloads_from_the_package_sources(tmp_path: Path) -> None:
     assert run(tmp_path, "migrate").returncode == 0
     port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "textbook.cli", "serve", "--dev", "--bind", f"127.0.0.1:{port}"],
-        cwd=tmp_path,
-        env=base_env(tmp_path) | {"LOG_LEVEL": "INFO"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    server = _serve(
+        tmp_path, base_env(tmp_path) | {"LOG_LEVEL": "INFO"}, "--dev", "--bind", f"127.0.0.1:{port}"
     )
     try:
         health = _first_answer(f"http://127.0.0.1:{port}/health")
