@@ -6,6 +6,7 @@ One converge, many checks; runs beside test_four_hosts.py (make test-deploy).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,47 @@ def test_gunicorn_socket_is_for_nginx_only(single: str) -> None:
 def test_backend_behind_unix_socket_trusts_the_proxy(single: str) -> None:
     env = docker_exec(single, "cat", "/etc/textbook/textbook.env").stdout
     assert re.search(r"^TRUSTED_PROXIES=.*unix:", env, re.M)
+
+
+def test_several_workers_share_their_metrics(single: str) -> None:
+    """The unit as deployed (ProtectSystem=strict, PrivateTmp) run with three workers through a
+    runtime drop-in, removed afterwards: gunicorn's master makes the shared metrics directory
+    in the unit's private /tmp, and /metrics, whichever worker answers, counts every request."""
+    dropin = "/run/systemd/system/textbook.service.d"
+    unit = "systemctl daemon-reload && systemctl restart textbook"
+    curl = "curl -sf --unix-socket /run/textbook/gunicorn.sock http://textbook"
+    line = 'textbook_http_requests_total{method="GET",route="/health",status="200"}'
+
+    def sh(command: str) -> str:
+        return docker_exec(single, "bash", "-c", command).stdout
+
+    def health_counts() -> set[str]:
+        time.sleep(0.5)  # workers hand requests to the metrics in batches (0.2 s)
+        scrapes = sh(f"for i in 1 2 3 4 5 6; do {curl}/metrics; done")
+        return {row.split()[-1] for row in scrapes.splitlines() if row.startswith(line)}
+
+    sh(
+        f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=WEB_CONCURRENCY=3\\n' "
+        f"> {dropin}/workers.conf && {unit}"
+    )
+    try:
+        sh(f"for i in $(seq 60); do {curl}/health >/dev/null && exit 0; sleep 0.5; done; exit 1")
+        main = sh("systemctl show -p MainPID --value textbook").strip()
+        assert sh(f"pgrep -c -P {main}").strip() == "3"
+        metrics_dir = f"/proc/{main}/root/tmp/textbook-metrics-*"
+        before = health_counts()
+        assert len(before) == 1
+        sent = 0
+        while sent < 300:  # new connections until more than one worker has served some
+            sh(f"for i in $(seq 20); do {curl}/health >/dev/null; done")
+            sent += 20
+            if int(sh(f"ls {metrics_dir} | grep -c '^counter_' || true").strip()) >= 2:
+                break
+        assert int(sh(f"ls {metrics_dir} | grep -c '^counter_' || true").strip()) >= 2
+        assert health_counts() == {f"{float(before.pop()) + sent}"}
+    finally:
+        sh(f"rm -rf {dropin} && {unit}")
+        sh(f"for i in $(seq 60); do {curl}/health >/dev/null && exit 0; sleep 0.5; done; exit 1")
 
 
 def test_second_run_changes_nothing(single: str, sources: Path) -> None:
