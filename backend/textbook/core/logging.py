@@ -82,7 +82,7 @@ class AppHandler(logging.StreamHandler[TextIO]):
 
 
 def _handler() -> AppHandler | None:
-    handlers = logging.getLogger().handlers
+    handlers = logging.root.handlers
     if len(handlers) == 1 and isinstance(handlers[0], AppHandler):
         return handlers[0]
     return None
@@ -229,13 +229,13 @@ RequestRecord = tuple[str, str, "tuple[str, int] | None", dict[str, Any], int, f
 class RequestLog:
     """What is kept of each request: its access line and its metrics.
 
-    The request's own path only appends a tuple (its scope, status and two clock readings);
-    the records are handled together, in the event loop, ACCESS_FLUSH_SECONDS after the first
-    one or at ACCESS_FLUSH_LINES: route template, metrics, access lines, one write. Handled
-    in a batch, with the code and data warm, they cost a fraction of the same work done at
-    the end of each request. `flush()` runs before /metrics is rendered, before any other log
-    record is written, and at shutdown; a SIGKILLed worker loses at most
-    ACCESS_FLUSH_SECONDS of them. Under someone else's logging setup (a dictConfig, pytest's
+    The request's own path only appends a tuple (see RequestRecord); the records are handled
+    together, in the event loop, ACCESS_FLUSH_SECONDS after the first one or at
+    ACCESS_FLUSH_LINES: route template, metrics, access lines, one write. Handled in a batch,
+    with the code and data warm, they cost a fraction of the same work done at the end of each
+    request. `flush()` runs before /metrics is rendered, before any other log record is
+    written, and at shutdown; a SIGKILLed worker loses at most ACCESS_FLUSH_SECONDS of them.
+    Under someone else's logging setup (a dictConfig, pytest's
     capture) each record is handled at once.
     """
 
@@ -262,9 +262,8 @@ class RequestLog:
         ended: float,
     ) -> None:
         item = (method, path, client, state, status, started, ended)
-        handlers = logging.root.handlers
-        handler = handlers[0] if len(handlers) == 1 else None
-        if not isinstance(handler, AppHandler):
+        handler = _handler()
+        if handler is None:
             self._handle([item], None)
             return
         pending = self._pending
