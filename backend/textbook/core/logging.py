@@ -142,29 +142,12 @@ class AccessLog:
             return None
         return handler
 
-    def _time(self, now: float) -> str:
-        # logging's default asctime ("2026-11-29 00:31:05,123", local time); strftime once a second.
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return f"{self._stamp},{int((now - second) * 1000):03d}"
-
-    def line(
-        self,
-        now: float,
-        request_id: str | None,
-        method: str,
-        path: str,
-        route: str,
-        status: int,
-        duration_ms: float,
-        client: str | None,
-        user_id: str | None,
-    ) -> str:
-        # Most requests repeat a few (method, path, route, status) and (client, user) pairs:
-        # their JSON is built once (up to ENCODED_CACHE_SIZE of each; they come from clients).
-        request = self._requests.get((method, path, route, status))
+    def request_json(self, method: str, path: str, route: str, status: int) -> str:
+        """The line's fields from "method" to "status", as JSON (up to "duration_ms": ).
+        Built once per (method, path, route, status), up to ENCODED_CACHE_SIZE of them (paths
+        come from clients)."""
+        key = (method, path, route, status)
+        request = self._requests.get(key)
         if request is None:
             request = (
                 f'"method": {encode_basestring_ascii(method)}, '
@@ -173,16 +156,36 @@ class AccessLog:
                 '"duration_ms": '
             )
             if len(self._requests) < ENCODED_CACHE_SIZE:
-                self._requests[(method, path, route, status)] = request
+                self._requests[key] = request
+        return request
+
+    def line(
+        self,
+        now: float,
+        request_id: str | None,
+        request: str,
+        duration_ms: float,
+        client: str | None,
+        user_id: str | None,
+    ) -> str:
+        """The line of a request that ended at `now` (time.time()); `request` from
+        request_json()."""
+        # logging's default asctime ("2026-11-29 00:31:05,123", local time); strftime once a
+        # second.
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        # Most requests repeat a few (client, user) pairs: their JSON is built once.
         who = self._whos.get((client, user_id))
         if who is None:
             who = f', "client": {_json_str(client)}, "user_id": {_json_str(user_id)}}}\n'
             if len(self._whos) < ENCODED_CACHE_SIZE:
                 self._whos[(client, user_id)] = who
         return (
-            f'{{"time": "{self._time(now)}", "level": "INFO", "logger": "{ACCESS_LOGGER}", '
-            f'"message": "request", "request_id": {_json_str(request_id)}, '
-            f"{request}{float(duration_ms)!r}{who}"
+            f'{{"time": "{self._stamp},{int((now - second) * 1000):03d}", "level": "INFO", '
+            f'"logger": "{ACCESS_LOGGER}", "message": "request", '
+            f'"request_id": {_json_str(request_id)}, {request}{float(duration_ms)!r}{who}'
         )
 
     def write(
@@ -215,10 +218,10 @@ class AccessLog:
                 request_id_var.reset(token)
             return
         if handler.level <= logging.INFO:
-            line = self.line(
-                time.time(), request_id, method, path, route, status, duration_ms, client, user_id
+            request = self.request_json(method, path, route, status)
+            handler.write_lines(
+                self.line(time.time(), request_id, request, duration_ms, client, user_id)
             )
-            handler.write_lines(line)
 
 
 # Of a request: method, path, client (host, port), the scope's state (its "request_id" and,
@@ -250,6 +253,7 @@ class RequestLog:
         self._pending: deque[RequestRecord] = deque()
         self._lock = threading.Lock()
         self._timer_armed = False
+        self._kinds: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     def record(
         self,
@@ -293,35 +297,52 @@ class RequestLog:
         self._handle(items, self.access.direct())
 
     def _handle(self, items: list[RequestRecord], handler: AppHandler | None) -> None:
-        template, access = self.template, self.access
+        access = self.access
         enabled = access.enabled()
         lines: list[str] | None = None
         if enabled and handler is not None and handler.level <= logging.INFO:
             lines = []
+        kinds = self._kinds
         observed = []
         # Wall-clock time of a perf_counter() reading, for the lines' timestamps.
         offset = time.time() - perf_counter()
         for method, path, client, state, status, started, ended in items:
-            route = template(path)
+            # Route template and the line's JSON of (method, path, route, status), looked up
+            # once per kind of request.
+            kind = kinds.get((method, path, status))
+            if kind is None:
+                kind = self._kind(method, path, status)
             seconds = ended - started
-            observed.append((method, route, status, seconds))
-            if not enabled:
-                continue
-            fields = (
-                state["request_id"],
-                method,
-                path,
-                route,
-                status,
-                round(seconds * 1000, 2),
-                client[0] if client else None,
-                state.get("user_id"),
-            )
+            observed.append((method, kind[0], status, seconds))
             if lines is not None:
-                lines.append(access.line(offset + ended, *fields))
-            else:
-                access.write(*fields)
+                line = access.line(
+                    offset + ended,
+                    state["request_id"],
+                    kind[1],
+                    round(seconds * 1000, 2),
+                    client[0] if client else None,
+                    state.get("user_id"),
+                )
+                lines.append(line)
+            elif enabled:
+                access.write(
+                    state["request_id"],
+                    method,
+                    path,
+                    kind[0],
+                    status,
+                    round(seconds * 1000, 2),
+                    client[0] if client else None,
+                    state.get("user_id"),
+                )
         self.observe(observed)
         if lines:
             assert handler is not None
             handler.write_lines("".join(lines))
+
+    def _kind(self, method: str, path: str, status: int) -> tuple[str, str]:
+        route = self.template(path)
+        kind = (route, self.access.request_json(method, path, route, status))
+        if len(self._kinds) < ENCODED_CACHE_SIZE:
+            self._kinds[(method, path, status)] = kind
+        return kind
