@@ -159,34 +159,28 @@ class AccessLog:
                 self._requests[key] = request
         return request
 
-    def line(
-        self,
-        now: float,
-        request_id: str | None,
-        request: str,
-        duration_ms: float,
-        client: str | None,
-        user_id: str | None,
-    ) -> str:
-        """The line of a request that ended at `now` (time.time()); `request` from
-        request_json()."""
-        # logging's default asctime ("2026-11-29 00:31:05,123", local time); strftime once a
-        # second.
-        second = int(now)
+    def head(self, now_ms: int) -> str:
+        """The line up to `"request_id": ` for a request that ended at `now_ms` (ms since the
+        epoch): the time as logging's default asctime ("2026-11-29 00:31:05,123", local time,
+        strftime once a second), level, logger, message."""
+        second = now_ms // 1000
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        # Most requests repeat a few (client, user) pairs: their JSON is built once.
+        return (
+            f'{{"time": "{self._stamp},{now_ms % 1000:03d}", "level": "INFO", '
+            f'"logger": "{ACCESS_LOGGER}", "message": "request", "request_id": '
+        )
+
+    def who(self, client: str | None, user_id: str | None) -> str:
+        """The line from `, "client"` to its end. Most requests repeat a few (client, user)
+        pairs: their JSON is built once (up to ENCODED_CACHE_SIZE of them)."""
         who = self._whos.get((client, user_id))
         if who is None:
             who = f', "client": {_json_str(client)}, "user_id": {_json_str(user_id)}}}\n'
             if len(self._whos) < ENCODED_CACHE_SIZE:
                 self._whos[(client, user_id)] = who
-        return (
-            f'{{"time": "{self._stamp},{int((now - second) * 1000):03d}", "level": "INFO", '
-            f'"logger": "{ACCESS_LOGGER}", "message": "request", '
-            f'"request_id": {_json_str(request_id)}, {request}{float(duration_ms)!r}{who}'
-        )
+        return who
 
     def write(
         self,
@@ -218,14 +212,16 @@ class AccessLog:
                 request_id_var.reset(token)
             return
         if handler.level <= logging.INFO:
-            request = self.request_json(method, path, route, status)
             handler.write_lines(
-                self.line(time.time(), request_id, request, duration_ms, client, user_id)
+                f"{self.head(int(time.time() * 1000))}{_json_str(request_id)}, "
+                f"{self.request_json(method, path, route, status)}{duration_ms:.2f}"
+                f"{self.who(client, user_id)}"
             )
 
 
-# Of a request: method, path, client (host, port), the scope's state (its "request_id" and,
-# once authenticated, "user_id"), response status, perf_counter() at its start and end.
+# Of a request: method, path, client (host, port), the scope's state (its "request_id", as
+# the request layer sets it: [A-Za-z0-9._:-] only, and once authenticated "user_id"),
+# response status, perf_counter() at its start and end.
 RequestRecord = tuple[str, str, "tuple[str, int] | None", dict[str, Any], int, float, float]
 
 
@@ -306,6 +302,7 @@ class RequestLog:
         observed = []
         # Wall-clock time of a perf_counter() reading, for the lines' timestamps.
         offset = time.time() - perf_counter()
+        last_ms, head = -1, ""
         for method, path, client, state, status, started, ended in items:
             # Route template and the line's JSON of (method, path, route, status), looked up
             # once per kind of request.
@@ -315,15 +312,12 @@ class RequestLog:
             seconds = ended - started
             observed.append((method, kind[0], status, seconds))
             if lines is not None:
-                line = access.line(
-                    offset + ended,
-                    state["request_id"],
-                    kind[1],
-                    round(seconds * 1000, 2),
-                    client[0] if client else None,
-                    state.get("user_id"),
-                )
-                lines.append(line)
+                # The line as AccessLog.write() lays it out, inline: this loop is per request.
+                now_ms = int((offset + ended) * 1000)
+                if now_ms != last_ms:
+                    last_ms, head = now_ms, access.head(now_ms)
+                who = access.who(client[0] if client else None, state.get("user_id"))
+                lines.append(f'{head}"{state["request_id"]}", {kind[1]}{seconds * 1000:.2f}{who}')
             elif enabled:
                 access.write(
                     state["request_id"],
