@@ -71,7 +71,8 @@ class RequestContextMiddleware:
 
     Bodies over `max_body_bytes` are refused by Content-Length up front and while streaming
     (chunked uploads carry no Content-Length). Unhandled errors become a 500 JSON body here,
-    so they get the request id too.
+    so they get the request id too: `textbook.main.TextbookAPI` puts this layer where
+    Starlette's ServerErrorMiddleware would be.
     """
 
     def __init__(
