@@ -202,7 +202,8 @@ def servers(tmp: Path, workers: int | None) -> list[Server]:
                                tmp / f"{name}.log", wrk_prefix=["taskset", "-c", "1"]))
     port = free_port()
     made.append(Server("ours-uvicorn", [python, "-m", "uvicorn", "textbook.main:app", "--host",
-                                        "127.0.0.1", "--port", str(port), "--no-access-log"],
+                                        "127.0.0.1", "--port", str(port), "--no-access-log",
+                                        "--workers", "1"],  # not $WEB_CONCURRENCY
                        base, port, 1, tmp / "ours-uvicorn.log"))
     return made
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Awaitable
 from random import randbytes
 from time import perf_counter
 from typing import Any
@@ -118,13 +119,15 @@ class RequestContextMiddleware:
         status_code = 500
         response_started = False
 
-        async def send_with_id(message: Message) -> None:
+        def send_with_id(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's awaitable: no coroutine of its own
+            # per message (ASGI's send is any callable returning an awaitable).
             nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 status_code = message["status"]
                 response_started = True
                 message["headers"] = [*message.get("headers", ()), request_id_header]
-            await send(message)
+            return send(message)
 
         try:
             if declared is not None and not declared.isdigit():
