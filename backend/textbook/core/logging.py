@@ -127,7 +127,6 @@ class AccessLog:
         self.logger = logging.getLogger(ACCESS_LOGGER)
         self._second = -1
         self._stamp = ""
-        self._requests: dict[tuple[str, str, str, int], str] = {}
         self._whos: dict[tuple[str | None, str | None], str] = {}
 
     def enabled(self) -> bool:
@@ -142,22 +141,15 @@ class AccessLog:
             return None
         return handler
 
-    def request_json(self, method: str, path: str, route: str, status: int) -> str:
-        """The line's fields from "method" to "status", as JSON (up to "duration_ms": ).
-        Built once per (method, path, route, status), up to ENCODED_CACHE_SIZE of them (paths
-        come from clients)."""
-        key = (method, path, route, status)
-        request = self._requests.get(key)
-        if request is None:
-            request = (
-                f'"method": {encode_basestring_ascii(method)}, '
-                f'"path": {encode_basestring_ascii(path)}, '
-                f'"route": {encode_basestring_ascii(route)}, "status": {int(status)}, '
-                '"duration_ms": '
-            )
-            if len(self._requests) < ENCODED_CACHE_SIZE:
-                self._requests[key] = request
-        return request
+    @staticmethod
+    def request_json(method: str, path: str, route: str, status: int) -> str:
+        """The line's fields from "method" to "status", as JSON (up to "duration_ms": )."""
+        return (
+            f'"method": {encode_basestring_ascii(method)}, '
+            f'"path": {encode_basestring_ascii(path)}, '
+            f'"route": {encode_basestring_ascii(route)}, "status": {int(status)}, '
+            '"duration_ms": '
+        )
 
     def head(self, now_ms: int) -> str:
         """The line up to `"request_id": ` for a request that ended at `now_ms` (ms since the
@@ -249,6 +241,8 @@ class RequestLog:
         self._pending: deque[RequestRecord] = deque()
         self._lock = threading.Lock()
         self._timer_armed = False
+        # (method, path, status) -> (route template, the line's request JSON): built once,
+        # up to ENCODED_CACHE_SIZE of them (paths come from clients).
         self._kinds: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     def record(

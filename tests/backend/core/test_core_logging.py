@@ -234,3 +234,27 @@ def test_under_other_handlers_each_record_goes_through_logging_at_once(
     assert asyncio.run(requests()) == 1
     assert caplog.records[-1].request_id == "cap"  # type: ignore[attr-defined]
     assert len(observed.batches) == 1
+
+
+def test_kinds_of_request_past_the_cache_bound_are_still_logged_right(
+    restore_root: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paths come from clients: what is cached per kind of request is bounded, and requests
+    past the bound get the same lines."""
+    monkeypatch.setattr("textbook.core.logging.ENCODED_CACHE_SIZE", 3)
+    stream = io.StringIO()
+    only_ours("INFO", stream)
+    log = new_log(Observed())
+
+    async def requests() -> None:
+        for i in range(10):
+            record(log, f"k{i}", user_id=f"u{i}")
+        log.flush()
+
+    asyncio.run(requests())
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["path"], line["user_id"]) for line in lines] == [
+        (f"/x/k{i}", f"u{i}") for i in range(10)
+    ]
+    assert len(log._kinds) == 3
+    assert len(log.access._whos) == 3
