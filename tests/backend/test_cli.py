@@ -98,9 +98,9 @@ def test_migrate_ingest_check(tmp_path: Path) -> None:
 
     migrated = run(tmp_path, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert "empty -> 0001_initial" in migrated.stdout
+    assert "empty -> 0002_token_version" in migrated.stdout
     again = run(tmp_path, "migrate")
-    assert "0001_initial -> 0001_initial" in again.stdout
+    assert "0002_token_version -> 0002_token_version" in again.stdout
 
     not_ingested = run(tmp_path, "check")
     assert not_ingested.returncode == 1

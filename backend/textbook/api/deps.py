@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from textbook.core.config import Settings
 from textbook.core.ratelimit import RateLimiter
-from textbook.core.security import TokenError, decode_token
+from textbook.core.security import TokenError, TokenType, decode_token
 from textbook.llm import LLMClient
 from textbook.models import User
 from textbook.rag.types import IngestReport, Passage
@@ -96,6 +96,24 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
+def user_for_token(session: Session, settings: Settings, token: str, kind: TokenType) -> User:
+    """The active user a valid token of `kind` was issued to, else 401 with the reason: bad,
+    expired, revoked (issued before the user logged out) or the user gone or disabled."""
+    try:
+        claims = decode_token(settings, token, kind)
+        user_id = uuid.UUID(claims.subject)
+    except TokenError as exc:
+        raise _unauthorized(str(exc)) from exc
+    except ValueError as exc:
+        raise _unauthorized("Could not validate credentials") from exc
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise _unauthorized("User not found or inactive")
+    if claims.version != user.token_version:
+        raise _unauthorized("Token has been revoked (logged out)")
+    return user
+
+
 def get_current_user(
     request: Request,
     session: SessionDep,
@@ -104,16 +122,7 @@ def get_current_user(
 ) -> User:
     if not token:
         raise _unauthorized("Not authenticated")
-    try:
-        subject = decode_token(settings, token, "access")
-        user_id = uuid.UUID(subject)
-    except TokenError as exc:
-        raise _unauthorized(str(exc)) from exc
-    except ValueError as exc:
-        raise _unauthorized("Could not validate credentials") from exc
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise _unauthorized("User not found or inactive")
+    user = user_for_token(session, settings, token, "access")
     request.scope.setdefault("state", {})["user_id"] = str(user.id)
     limiter = get_rate_limiter(request)
     limiter.check(limiter.per_user, "per-user", str(user.id))

@@ -41,7 +41,13 @@ class TokenPair:
     expires_in: int  # seconds until the access token expires
 
 
-def create_token(settings: Settings, subject: str, token_type: TokenType) -> str:
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    version: int  # the user's token_version when it was issued (0 when it carries none)
+
+
+def create_token(settings: Settings, subject: str, token_type: TokenType, version: int = 0) -> str:
     now = datetime.now(UTC)
     lifetime = (
         timedelta(minutes=settings.access_token_minutes)
@@ -54,22 +60,24 @@ def create_token(settings: Settings, subject: str, token_type: TokenType) -> str
         "iat": now,
         "exp": now + lifetime,
         "jti": uuid.uuid4().hex,
+        "ver": version,
     }
     return jwt.encode(
         claims, settings.secret_key.get_secret_value(), algorithm=settings.jwt_algorithm
     )
 
 
-def create_token_pair(settings: Settings, subject: str) -> TokenPair:
+def create_token_pair(settings: Settings, subject: str, version: int = 0) -> TokenPair:
     return TokenPair(
-        access_token=create_token(settings, subject, "access"),
-        refresh_token=create_token(settings, subject, "refresh"),
+        access_token=create_token(settings, subject, "access", version),
+        refresh_token=create_token(settings, subject, "refresh", version),
         expires_in=settings.access_token_minutes * 60,
     )
 
 
-def decode_token(settings: Settings, token: str, expected_type: TokenType) -> str:
-    """The token's subject; TokenError when it is expired, forged or of the wrong type."""
+def decode_token(settings: Settings, token: str, expected_type: TokenType) -> TokenClaims:
+    """The token's subject and version; TokenError when it is expired, forged or of the
+    wrong type. (Whether its version is still the user's is for the caller to check.)"""
     keys = [settings.secret_key.get_secret_value()]
     if settings.secret_key_previous is not None:
         # Tokens signed before a key rotation stay valid until they expire.
@@ -90,8 +98,8 @@ def decode_token(settings: Settings, token: str, expected_type: TokenType) -> st
             continue
         if claims.get("type") != expected_type:
             raise TokenError(f"Expected an {expected_type} token")
-        subject = claims.get("sub")
-        if not isinstance(subject, str):
+        subject, version = claims.get("sub"), claims.get("ver", 0)
+        if not isinstance(subject, str) or type(version) is not int:
             raise TokenError("Could not validate credentials")
-        return subject
+        return TokenClaims(subject, version)
     raise TokenError("Could not validate credentials") from last_error

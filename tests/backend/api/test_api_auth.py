@@ -1,4 +1,5 @@
-"""Registration, login, refresh, current user, admin-only routes; tokens bad and expired."""
+"""Registration, login, refresh, logout, current user, admin-only routes; tokens bad,
+expired and revoked."""
 
 from __future__ import annotations
 
@@ -103,6 +104,58 @@ def test_refresh_issues_new_tokens_and_refuses_access_tokens(client: TestClient)
         ).status_code
         == 401
     )
+
+
+def test_logout_revokes_every_token_issued_before_it(client: TestClient) -> None:
+    register(client)
+    laptop, phone = login(client), login(client)
+    laptop_auth = {"Authorization": f"Bearer {laptop['access_token']}"}
+    assert client.post("/api/v1/auth/logout", headers=laptop_auth).status_code == 204
+
+    # Both devices' access and refresh tokens are refused, with the reason.
+    for tokens in (laptop, phone):
+        me = client.get(
+            "/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+        assert me.status_code == 401
+        assert me.json() == {"detail": "Token has been revoked (logged out)"}
+        refreshed = client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        assert refreshed.status_code == 401
+        assert refreshed.json() == {"detail": "Token has been revoked (logged out)"}
+    assert client.post("/api/v1/auth/logout", headers=laptop_auth).status_code == 401
+
+    # Logging in again gives tokens that work, refresh included; the chats are kept.
+    again = login(client)
+    auth = {"Authorization": f"Bearer {again['access_token']}"}
+    assert client.get("/api/v1/users/me", headers=auth).status_code == 200
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": again["refresh_token"]})
+    assert refreshed.status_code == 200
+    assert client.get("/api/v1/chat/sessions", headers=auth).status_code == 200
+
+
+def test_logout_needs_a_valid_access_token(client: TestClient) -> None:
+    register(client)
+    tokens = login(client)
+    assert client.post("/api/v1/auth/logout").status_code == 401
+    with_refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+    assert client.post("/api/v1/auth/logout", headers=with_refresh).status_code == 401
+    # Nothing was revoked by the refused calls.
+    me = client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert me.status_code == 200
+
+
+def test_tokens_from_before_versioning_stay_valid_until_logout(client: TestClient) -> None:
+    """Tokens issued before the token_version migration carry no "ver": they count as 0."""
+    user_id = register(client)["id"]
+    legacy = _token(user_id, "access", timedelta(minutes=5))
+    auth = {"Authorization": f"Bearer {legacy}"}
+    assert client.get("/api/v1/users/me", headers=auth).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=auth).status_code == 204
+    assert client.get("/api/v1/users/me", headers=auth).status_code == 401
 
 
 def _token(subject: str, token_type: str, expires_in: timedelta, key: str = TEST_SECRET) -> str:

@@ -50,4 +50,4 @@ def test_migrations_ship_inside_the_package() -> None:
 
     versions = Path(textbook.__file__).parent / "migrations" / "versions"
     assert any(versions.glob("0001_*.py"))
-    assert head_revision() == "0001_initial"
+    assert head_revision() == "0002_token_version"

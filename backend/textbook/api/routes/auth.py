@@ -1,30 +1,23 @@
-"""Registration, login (OAuth2 password flow) and token refresh."""
+"""Registration, login (OAuth2 password flow), token refresh and logout."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, status
-from sqlalchemy import func, select
+from fastapi import APIRouter, Form, HTTPException, Response, status
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from textbook.api.deps import SessionDep, SettingsDep
+from textbook.api.deps import CurrentUser, SessionDep, SettingsDep, user_for_token
 from textbook.api.schemas import RefreshRequest, RegisterRequest, TokenResponse, UserOut
-from textbook.core.security import (
-    TokenError,
-    create_token_pair,
-    decode_token,
-    hash_password,
-    verify_password,
-)
+from textbook.core.security import create_token_pair, hash_password, verify_password
 from textbook.models import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 def _tokens(settings: SettingsDep, user: User) -> TokenResponse:
-    pair = create_token_pair(settings, str(user.id))
+    pair = create_token_pair(settings, str(user.id), user.token_version)
     return TokenResponse(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
@@ -86,24 +79,21 @@ def login(
     responses={401: {"description": "Invalid or expired refresh token"}},
 )
 def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
-    """A new access and refresh token for a valid refresh token."""
-    try:
-        user_id = uuid.UUID(decode_token(settings, body.refresh_token, "refresh"))
-    except TokenError as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
-        ) from exc
-    except ValueError as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "Could not validate credentials",
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "User not found or inactive",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return _tokens(settings, user)
+    """A new access and refresh token for a valid refresh token (not one issued before the
+    user's last logout)."""
+    return _tokens(settings, user_for_token(session, settings, body.refresh_token, "refresh"))
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: {"description": "Not authenticated"}},
+)
+def logout(user: CurrentUser, session: SessionDep) -> Response:
+    """Log out everywhere: every access and refresh token issued to this user so far stops
+    working (401 "Token has been revoked"); logging in again gives new ones."""
+    session.execute(
+        update(User).where(User.id == user.id).values(token_version=User.token_version + 1)
+    )
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
