@@ -215,6 +215,9 @@ class AccessLog:
 # the request layer sets it: [A-Za-z0-9._:-] only, and once authenticated "user_id"),
 # response status, perf_counter() at its start and end.
 RequestRecord = tuple[str, str, "tuple[str, int] | None", dict[str, Any], int, float, float]
+# Of a kind of request (method, path, status): route template, the access line's JSON of
+# (method, path, route, status), the metric labels (method, route, status).
+Kind = tuple[str, str, tuple[str, str, int]]
 
 
 class RequestLog:
@@ -232,7 +235,7 @@ class RequestLog:
 
     def __init__(
         self,
-        observe: Callable[[list[tuple[str, str, int, float]]], None],
+        observe: Callable[[dict[tuple[str, str, int], list[float]]], None],
         template: Callable[[str], str],
     ) -> None:
         self.observe = observe
@@ -241,9 +244,9 @@ class RequestLog:
         self._pending: deque[RequestRecord] = deque()
         self._lock = threading.Lock()
         self._timer_armed = False
-        # (method, path, status) -> (route template, the line's request JSON): built once,
-        # up to ENCODED_CACHE_SIZE of them (paths come from clients).
-        self._kinds: dict[tuple[str, str, int], tuple[str, str]] = {}
+        # (method, path, status) -> Kind: built once, up to ENCODED_CACHE_SIZE of them (paths
+        # come from clients).
+        self._kinds: dict[tuple[str, str, int], Kind] = {}
 
     def record(
         self,
@@ -293,7 +296,7 @@ class RequestLog:
         if enabled and handler is not None and handler.level <= logging.INFO:
             lines = []
         kinds = self._kinds
-        observed = []
+        observed: dict[tuple[str, str, int], list[float]] = {}  # seconds by metric labels
         # Wall-clock time of a perf_counter() reading, for the lines' timestamps.
         offset = time.time() - perf_counter()
         last_ms, head = -1, ""
@@ -304,7 +307,11 @@ class RequestLog:
             if kind is None:
                 kind = self._kind(method, path, status)
             seconds = ended - started
-            observed.append((method, kind[0], status, seconds))
+            durations = observed.get(kind[2])
+            if durations is None:
+                observed[kind[2]] = [seconds]
+            else:
+                durations.append(seconds)
             if lines is not None:
                 # The line as AccessLog.write() lays it out, inline: this loop is per request.
                 now_ms = int((offset + ended) * 1000)
@@ -328,9 +335,13 @@ class RequestLog:
             assert handler is not None
             handler.write_lines("".join(lines))
 
-    def _kind(self, method: str, path: str, status: int) -> tuple[str, str]:
+    def _kind(self, method: str, path: str, status: int) -> Kind:
         route = self.template(path)
-        kind = (route, self.access.request_json(method, path, route, status))
+        kind = (
+            route,
+            self.access.request_json(method, path, route, status),
+            (method, route, status),
+        )
         if len(self._kinds) < ENCODED_CACHE_SIZE:
             self._kinds[(method, path, status)] = kind
         return kind

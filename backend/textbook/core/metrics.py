@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -73,22 +74,19 @@ class Metrics:
         )
         self.bounds = self.latency.upper_bounds
 
-    def observe_requests(self, requests: list[tuple[str, str, int, float]]) -> None:
-        """(method, route template, status, seconds) of each request handled since the last
-        call: counted per label set first, then one update per counter and bucket."""
-        counts: dict[tuple[str, str, int], int] = {}
-        latency: dict[tuple[str, str], list[Any]] = {}  # [sum, count in bucket 0, 1, ...]
+    def observe_requests(self, requests: Mapping[tuple[str, str, int], list[float]]) -> None:
+        """The requests handled since the last call: seconds of each, by (method, route
+        template, status). One update per counter and latency bucket."""
         bounds = self.bounds
-        for method, route, status, seconds in requests:
-            key = (method, route, status)
-            counts[key] = counts.get(key, 0) + 1
+        latency: dict[tuple[str, str], list[Any]] = {}  # [sum, count in bucket 0, 1, ...]
+        for (method, route, status), durations in requests.items():
+            self.requests.labels(method, route, str(status)).inc(len(durations))
             sums = latency.get((method, route))
             if sums is None:
                 sums = latency[(method, route)] = [0.0] + [0] * len(bounds)
-            sums[0] += seconds
-            sums[1 + bisect_left(bounds, seconds)] += 1
-        for (method, route, status), count in counts.items():
-            self.requests.labels(method, route, str(status)).inc(count)
+            sums[0] += sum(durations)
+            for seconds in durations:
+                sums[1 + bisect_left(bounds, seconds)] += 1
         for (method, route), sums in latency.items():
             self.latency.labels(method, route).observe_counts(sums[1:], sums[0])
 

@@ -106,8 +106,14 @@ class Observed:
     def __init__(self) -> None:
         self.batches: list[list[tuple[str, str, int, float]]] = []
 
-    def __call__(self, requests: list[tuple[str, str, int, float]]) -> None:
-        self.batches.append(list(requests))
+    def __call__(self, requests: dict[tuple[str, str, int], list[float]]) -> None:
+        self.batches.append(
+            [
+                (method, route, status, s)
+                for (method, route, status), d in requests.items()
+                for s in d
+            ]
+        )
 
 
 def record(log: RequestLog, request_id: str, user_id: str | None = None) -> None:

@@ -49,10 +49,19 @@ def one_by_one() -> bytes:
     return generate_latest(registry)
 
 
+def by_labels(
+    requests: list[tuple[str, str, int, float]],
+) -> dict[tuple[str, str, int], list[float]]:
+    grouped: dict[tuple[str, str, int], list[float]] = {}
+    for method, route, status, seconds in requests:
+        grouped.setdefault((method, route, status), []).append(seconds)
+    return grouped
+
+
 def batched() -> bytes:
     metrics = Metrics()
-    metrics.observe_requests(REQUESTS[:100])
-    metrics.observe_requests(REQUESTS[100:])
+    metrics.observe_requests(by_labels(REQUESTS[:100]))
+    metrics.observe_requests(by_labels(REQUESTS[100:]))
     return generate_latest(metrics.registry)
 
 
