@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
-# Memoised route templates per request path; capped, as paths are chosen by clients.
-TEMPLATE_CACHE_SIZE = 4096
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -101,13 +99,13 @@ class Metrics:
 
 class RouteTemplates:
     """Request path -> route template ("/api/v1/chat/sessions/{session_id}"), from the
-    OpenAPI paths plus the app's fixed extras; anything else is "unmatched"."""
+    OpenAPI paths plus the app's fixed extras; anything else is "unmatched". (RequestLog
+    keeps the result per kind of request.)"""
 
     def __init__(self, app: FastAPI, extra: tuple[str, ...]) -> None:
         self.app = app
         self.extra = extra
         self._compiled: list[tuple[re.Pattern[str], str]] | None = None
-        self._template_of: dict[str, str] = {}
 
     def _build(self) -> list[tuple[re.Pattern[str], str]]:
         templates = list(self.app.openapi().get("paths", {})) + list(self.extra)
@@ -116,14 +114,6 @@ class RouteTemplates:
         return [(compile_path(t)[0], t) for t in templates]
 
     def __call__(self, path: str) -> str:
-        template = self._template_of.get(path)
-        if template is None:
-            template = self._match(path)
-            if len(self._template_of) < TEMPLATE_CACHE_SIZE:
-                self._template_of[path] = template
-        return template
-
-    def _match(self, path: str) -> str:
         if self._compiled is None:
             self._compiled = self._build()
         for pattern, template in self._compiled:

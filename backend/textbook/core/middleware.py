@@ -3,9 +3,9 @@
 These run on every request, /health included, so they stay cheap: plain ASGI callables
 (no BaseHTTPMiddleware), one pass over the raw header list, request ids from the process's
 PRNG, made many at a time (no syscall; request ids are correlation ids, not secrets), the
-request's body counted
-only when its length is not known up front, and its access line and metrics handled in
-batches by `RequestLog`. `bench/http_server.py` measures their cost against a bare FastAPI app.
+request's body counted only when its length is not known up front, and its access line and
+metrics handled in batches by `RequestLog`. `bench/http_server.py` measures their cost
+against a bare FastAPI app.
 """
 
 from __future__ import annotations
