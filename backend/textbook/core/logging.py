@@ -229,8 +229,8 @@ class RequestLog:
     with the code and data warm, they cost a fraction of the same work done at the end of each
     request. `flush()` runs before /metrics is rendered, before any other log record is
     written, and at shutdown; a SIGKILLed worker loses at most ACCESS_FLUSH_SECONDS of them.
-    Under someone else's logging setup (a dictConfig, pytest's
-    capture) each record is handled at once.
+    Under someone else's logging setup (a dictConfig, pytest's capture) each record is
+    handled at once.
     """
 
     def __init__(

@@ -47,7 +47,7 @@ class TokenClaims:
     version: int  # the user's token_version when it was issued (0 when it carries none)
 
 
-def create_token(settings: Settings, subject: str, token_type: TokenType, version: int = 0) -> str:
+def create_token(settings: Settings, subject: str, token_type: TokenType, version: int) -> str:
     now = datetime.now(UTC)
     lifetime = (
         timedelta(minutes=settings.access_token_minutes)
@@ -67,7 +67,7 @@ def create_token(settings: Settings, subject: str, token_type: TokenType, versio
     )
 
 
-def create_token_pair(settings: Settings, subject: str, version: int = 0) -> TokenPair:
+def create_token_pair(settings: Settings, subject: str, version: int) -> TokenPair:
     return TokenPair(
         access_token=create_token(settings, subject, "access", version),
         refresh_token=create_token(settings, subject, "refresh", version),
