@@ -38,7 +38,7 @@ class RequestIdFilter(logging.Filter):
 
 
 ACCESS_FLUSH_SECONDS = 0.2
-ACCESS_FLUSH_LINES = 64
+ACCESS_FLUSH_LINES = 512
 ENCODED_CACHE_SIZE = 4096
 
 
@@ -81,8 +81,11 @@ class AppHandler(logging.StreamHandler[TextIO]):
         super().flush()
 
 
+_root = logging.getLogger()
+
+
 def _handler() -> AppHandler | None:
-    handlers = logging.root.handlers
+    handlers = _root.handlers
     if len(handlers) == 1 and isinstance(handlers[0], AppHandler):
         return handlers[0]
     return None
@@ -248,25 +251,22 @@ class RequestLog:
         # come from clients).
         self._kinds: dict[tuple[str, str, int], Kind] = {}
 
-    def record(
-        self,
-        method: str,
-        path: str,
-        client: tuple[str, int] | None,
-        state: dict[str, Any],
-        status: int,
-        started: float,
-        ended: float,
-    ) -> None:
-        item = (method, path, client, state, status, started, ended)
-        handler = _handler()
-        if handler is None:
-            self._handle([item], None)
-            return
+    def record(self, item: RequestRecord) -> None:
         pending = self._pending
         pending.append(item)
-        if len(pending) >= ACCESS_FLUSH_LINES:
-            self.flush()
+        # The common case, checked inline (this runs on every request): the timer is armed,
+        # the batch is not full, and the app's handler is the root logger's only one.
+        handlers = _root.handlers
+        if (
+            self._timer_armed
+            and len(pending) < ACCESS_FLUSH_LINES
+            and len(handlers) == 1
+            and handlers[0].__class__ is AppHandler
+        ):
+            return
+        handler = _handler()
+        if handler is None or len(pending) >= ACCESS_FLUSH_LINES:
+            self.flush()  # under someone else's logging setup, each record at once
         elif not self._timer_armed:
             try:
                 loop = asyncio.get_running_loop()

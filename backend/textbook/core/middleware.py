@@ -40,17 +40,21 @@ class RequestIds:
     module reseeds itself in a fork), so no two workers hand out the same ids."""
 
     def __init__(self) -> None:
-        self._pool: list[tuple[str, tuple[bytes, bytes]]] = []
-        os.register_at_fork(after_in_child=self._pool.clear)
+        # The request layer pops from it directly (`pool.pop() if pool else refill()`).
+        self.pool: list[tuple[str, tuple[bytes, bytes]]] = []
+        os.register_at_fork(after_in_child=self.pool.clear)
+
+    def refill(self) -> tuple[str, tuple[bytes, bytes]]:
+        """Fill the pool; one id taken from it."""
+        digits = randbytes(16 * REQUEST_IDS_AT_ONCE).hex()  # noqa: S311 (not secrets)
+        for start in range(0, len(digits), 32):
+            request_id = digits[start : start + 32]
+            self.pool.append((request_id, (REQUEST_ID_HEADER, request_id.encode("ascii"))))
+        return self.pool.pop()
 
     def take(self) -> tuple[str, tuple[bytes, bytes]]:
-        pool = self._pool
-        if not pool:
-            digits = randbytes(16 * REQUEST_IDS_AT_ONCE).hex()  # noqa: S311 (not secrets)
-            for start in range(0, len(digits), 32):
-                request_id = digits[start : start + 32]
-                pool.append((request_id, (REQUEST_ID_HEADER, request_id.encode("ascii"))))
-        return pool.pop()
+        pool = self.pool
+        return pool.pop() if pool else self.refill()
 
 
 request_ids = RequestIds()  # one per process
@@ -109,7 +113,8 @@ class RequestContextMiddleware:
         if request_id and _REQUEST_ID.match(request_id):
             request_id_header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
         else:
-            request_id, request_id_header = request_ids.take()
+            ids = request_ids.pool  # request_ids.take(), inline: this runs on every request
+            request_id, request_id_header = ids.pop() if ids else request_ids.refill()
         token = request_id_var.set(request_id)
         if "state" in scope:
             scope["state"]["request_id"] = request_id
@@ -152,13 +157,15 @@ class RequestContextMiddleware:
                 )
         finally:
             self.request_log.record(
-                scope["method"],
-                scope["path"],
-                scope.get("client"),
-                scope["state"],
-                status_code,
-                started,
-                perf_counter(),
+                (
+                    scope["method"],
+                    scope["path"],
+                    scope.get("client"),
+                    scope["state"],
+                    status_code,
+                    started,
+                    perf_counter(),
+                )
             )
             request_id_var.reset(token)
 

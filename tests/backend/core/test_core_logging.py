@@ -120,7 +120,7 @@ def record(log: RequestLog, request_id: str, user_id: str | None = None) -> None
     state = {"request_id": request_id} | ({"user_id": user_id} if user_id else {})
     started = time.perf_counter()
     log.record(
-        "GET", f"/x/{request_id}", ("203.0.113.9", 4242), state, 200, started, started + 0.25
+        ("GET", f"/x/{request_id}", ("203.0.113.9", 4242), state, 200, started, started + 0.25)
     )
 
 
@@ -240,6 +240,28 @@ def test_under_other_handlers_each_record_goes_through_logging_at_once(
     assert asyncio.run(requests()) == 1
     assert caplog.records[-1].request_id == "cap"  # type: ignore[attr-defined]
     assert len(observed.batches) == 1
+
+
+def test_a_handler_added_while_records_wait_gets_them_with_the_next_request(
+    restore_root: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records wait for the timer under the app's own handler; once someone else's handler
+    is added (a dictConfig at run time, a test's capture), the next request's record goes
+    through logging at once, after the ones that were waiting."""
+    stream = io.StringIO()
+    only_ours("INFO", stream)
+    log = new_log(Observed())
+
+    async def requests() -> tuple[str, list[str]]:
+        record(log, "before")  # waits for the timer
+        waiting = stream.getvalue()
+        logging.getLogger().addHandler(caplog.handler)
+        with caplog.at_level(logging.INFO, logger="textbook.access"):
+            record(log, "after")
+            access = [r for r in caplog.records if r.name == "textbook.access"]
+        return waiting, [r.request_id for r in access]  # type: ignore[attr-defined]
+
+    assert asyncio.run(requests()) == ("", ["before", "after"])
 
 
 def test_kinds_of_request_past_the_cache_bound_are_still_logged_right(
