@@ -266,7 +266,7 @@ class RequestLog:
             return
         handler = _handler()
         if handler is None or len(pending) >= ACCESS_FLUSH_LINES:
-            self.flush()  # under someone else's logging setup, each record at once
+            self.flush()  # a full batch; or someone else's logging setup: each record at once
         elif not self._timer_armed:
             try:
                 loop = asyncio.get_running_loop()
