@@ -11,7 +11,9 @@ collector there, as in a worker). The network and the kernel are not in it: in a
 they add about as much again to both sides, so the overhead in requests/s is smaller than
 the one counted here. Instructions are not time either: our batch loop (access lines and
 metrics, run over 512 records at once) executes more instructions per nanosecond than the
-request path, so this overstates its share.
+request path, so this overstates its share. And our access lines' time stamp, redone once a
+millisecond (natively every ten requests or so), is redone on nearly every request under
+valgrind's slowdown: ours counts a few thousand instructions more on a busy machine.
 
 * bare  the framework's floor (bench/_floor/floor_app.py, as in http_server.py)
 * ours  textbook.main.create_app(), access lines at INFO written to /dev/null
