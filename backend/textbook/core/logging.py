@@ -16,9 +16,10 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from itertools import repeat, starmap
 from json.encoder import encode_basestring_ascii
 from time import perf_counter
 from typing import Any, TextIO
@@ -118,6 +119,10 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# The access line's head after the time.
+_HEAD_END = f'", "level": "INFO", "logger": "{ACCESS_LOGGER}", "message": "request", "request_id": '
+
+
 def _json_str(value: str | None) -> str:
     return "null" if value is None else str(encode_basestring_ascii(value))
 
@@ -158,14 +163,12 @@ class AccessLog:
         """The line up to `"request_id": ` for a request that ended at `now_ms` (ms since the
         epoch): the time as logging's default asctime ("2026-11-29 00:31:05,123", local time,
         strftime once a second), level, logger, message."""
-        second = now_ms // 1000
+        second, ms = divmod(now_ms, 1000)
         if second != self._second:
             self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return (
-            f'{{"time": "{self._stamp},{now_ms % 1000:03d}", "level": "INFO", '
-            f'"logger": "{ACCESS_LOGGER}", "message": "request", "request_id": '
-        )
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._stamp = f'{{"time": "{stamp},'
+        return f"{self._stamp}{str(1000 + ms)[1:]}{_HEAD_END}"  # ms as 3 digits
 
     def who(self, client: str | None, user_id: str | None) -> str:
         """The line from `, "client"` to its end. Most requests repeat a few (client, user)
@@ -221,6 +224,13 @@ RequestRecord = tuple[str, str, "tuple[str, int] | None", dict[str, Any], int, f
 # Of a kind of request (method, path, status): route template, the access line's JSON of
 # (method, path, route, status), the metric labels (method, route, status).
 Kind = tuple[str, str, tuple[str, str, int]]
+# (method, path, status, client host, user id): what a request's line and metrics need
+# besides its id, time and duration.
+EntryKey = tuple[str, str, int, "str | None", "str | None"]
+# Of an EntryKey: the line from the request id's closing quote to `"duration_ms": ` (method,
+# path, route, status), the line from `, "client"` to its end, the metric labels, the route
+# template.
+Entry = tuple[str, str, tuple[str, str, int], str]
 
 
 class RequestLog:
@@ -238,7 +248,7 @@ class RequestLog:
 
     def __init__(
         self,
-        observe: Callable[[dict[tuple[str, str, int], list[float]]], None],
+        observe: Callable[[Mapping[tuple[str, str, int], list[float]]], None],
         template: Callable[[str], str],
     ) -> None:
         self.observe = observe
@@ -246,39 +256,42 @@ class RequestLog:
         self.access = AccessLog()
         self._pending: deque[RequestRecord] = deque()
         self._lock = threading.Lock()
-        self._timer_armed = False
-        # (method, path, status) -> Kind: built once, up to ENCODED_CACHE_SIZE of them (paths
-        # come from clients).
+        # Records the batch may still take without being handled: ACCESS_FLUSH_LINES while
+        # its timer is armed, 0 otherwise (so the first record of a batch arms it).
+        self._room = 0
+        # The root logger's handlers when the timer was armed: [the app's handler].
+        self._direct: list[logging.Handler] = []
+        # Built once, each up to ENCODED_CACHE_SIZE of them (paths come from clients):
+        # (method, path, status) -> Kind, EntryKey -> Entry, hundredths of a ms -> their text.
         self._kinds: dict[tuple[str, str, int], Kind] = {}
+        self._entries: dict[EntryKey, Entry] = {}
+        self._durations: dict[int, str] = {}
 
     def record(self, item: RequestRecord) -> None:
         pending = self._pending
         pending.append(item)
-        # The common case, checked inline (this runs on every request): the timer is armed,
-        # the batch is not full, and the app's handler is the root logger's only one.
-        handlers = _root.handlers
-        if (
-            self._timer_armed
-            and len(pending) < ACCESS_FLUSH_LINES
-            and len(handlers) == 1
-            and handlers[0].__class__ is AppHandler
-        ):
+        # The common case, checked inline (this runs on every request): the timer is armed
+        # and the batch not full, and the root logger's handlers are still just the app's.
+        if len(pending) < self._room and _root.handlers == self._direct:
             return
         handler = _handler()
         if handler is None or len(pending) >= ACCESS_FLUSH_LINES:
             self.flush()  # a full batch; or someone else's logging setup: each record at once
-        elif not self._timer_armed:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # not in the event loop: nothing would flush it later
-                self.flush()
-                return
-            self._timer_armed = True
-            handler.defer(self)
-            loop.call_later(ACCESS_FLUSH_SECONDS, self._timer_fired)
+            return
+        self._direct = [handler]
+        handler.defer(self)
+        if self._room:
+            return  # armed already (the app's handler was replaced meanwhile)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in the event loop: nothing would flush it later
+            self.flush()
+            return
+        self._room = ACCESS_FLUSH_LINES
+        loop.call_later(ACCESS_FLUSH_SECONDS, self._timer_fired)
 
     def _timer_fired(self) -> None:
-        self._timer_armed = False
+        self._room = 0
         self.flush()
 
     def flush(self) -> None:
@@ -286,62 +299,82 @@ class RequestLog:
             return
         with self._lock:  # appends need no lock: deque.append and popleft are atomic
             pending = self._pending
-            items = [pending.popleft() for _ in range(len(pending))]
+            items = list(starmap(pending.popleft, repeat((), len(pending))))
         self._handle(items, self.access.direct())
 
     def _handle(self, items: list[RequestRecord], handler: AppHandler | None) -> None:
         access = self.access
         enabled = access.enabled()
-        lines: list[str] | None = None
+        # The lines' pieces, joined once for the batch's one write.
+        parts: list[str] | None = None
         if enabled and handler is not None and handler.level <= logging.INFO:
-            lines = []
-        kinds = self._kinds
-        observed: dict[tuple[str, str, int], list[float]] = {}  # seconds by metric labels
-        # Wall-clock time of a perf_counter() reading, for the lines' timestamps.
+            parts = []
+        entries = self._entries
+        durations = self._durations
+        observed: defaultdict[tuple[str, str, int], list[float]] = defaultdict(list)
+        # The lines' time stamps: `head` is the line's start for the requests that ended in
+        # [low, high), one millisecond of wall-clock time in perf_counter() readings.
         offset = time.time() - perf_counter()
-        last_ms, head = -1, ""
+        low = high = 0.0
+        head = ""
         for method, path, client, state, status, started, ended in items:
-            # Route template and the line's JSON of (method, path, route, status), looked up
-            # once per kind of request.
-            kind = kinds.get((method, path, status))
-            if kind is None:
-                kind = self._kind(method, path, status)
+            key = (method, path, status, client[0] if client else None, state.get("user_id"))
+            entry = entries.get(key)
+            if entry is None:
+                entry = self._entry(key)
             seconds = ended - started
-            durations = observed.get(kind[2])
-            if durations is None:
-                observed[kind[2]] = [seconds]
-            else:
-                durations.append(seconds)
-            if lines is not None:
+            observed[entry[2]].append(seconds)
+            if parts is not None:
                 # The line as AccessLog.write() lays it out, inline: this loop is per request.
-                now_ms = int((offset + ended) * 1000)
-                if now_ms != last_ms:
-                    last_ms, head = now_ms, access.head(now_ms)
-                who = access.who(client[0] if client else None, state.get("user_id"))
-                lines.append(f'{head}"{state["request_id"]}", {kind[1]}{seconds * 1000:.2f}{who}')
+                if ended >= high or ended < low:
+                    now_ms = int((offset + ended) * 1000)
+                    head = access.head(now_ms) + '"'
+                    low, high = now_ms / 1000 - offset, (now_ms + 1) / 1000 - offset
+                hundredths = int(seconds * 100_000.0 + 0.5)  # of a millisecond, rounded
+                duration = durations.get(hundredths)
+                if duration is None:
+                    duration = self._duration(hundredths)
+                parts += (head, state["request_id"], entry[0], duration, entry[1])
             elif enabled:
                 access.write(
                     state["request_id"],
                     method,
                     path,
-                    kind[0],
+                    entry[3],
                     status,
                     round(seconds * 1000, 2),
-                    client[0] if client else None,
-                    state.get("user_id"),
+                    key[3],
+                    key[4],
                 )
         self.observe(observed)
-        if lines:
+        if parts:
             assert handler is not None
-            handler.write_lines("".join(lines))
+            handler.write_lines("".join(parts))
 
     def _kind(self, method: str, path: str, status: int) -> Kind:
-        route = self.template(path)
-        kind = (
-            route,
-            self.access.request_json(method, path, route, status),
-            (method, route, status),
-        )
-        if len(self._kinds) < ENCODED_CACHE_SIZE:
-            self._kinds[(method, path, status)] = kind
+        kind = self._kinds.get((method, path, status))
+        if kind is None:
+            route = self.template(path)
+            kind = (
+                route,
+                self.access.request_json(method, path, route, status),
+                (method, route, status),
+            )
+            if len(self._kinds) < ENCODED_CACHE_SIZE:
+                self._kinds[(method, path, status)] = kind
         return kind
+
+    def _entry(self, key: EntryKey) -> Entry:
+        method, path, status, client, user_id = key
+        route, request_json, labels = self._kind(method, path, status)
+        entry = ('", ' + request_json, self.access.who(client, user_id), labels, route)
+        if len(self._entries) < ENCODED_CACHE_SIZE:
+            self._entries[key] = entry
+        return entry
+
+    def _duration(self, hundredths: int) -> str:
+        """The duration's text in the line ("12.34", ms): cached, most are a few hundred."""
+        text = f"{hundredths // 100}.{hundredths % 100:02d}"
+        if len(self._durations) < ENCODED_CACHE_SIZE:
+            self._durations[hundredths] = text
+        return text
