@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from itertools import repeat, starmap
 from json.encoder import encode_basestring_ascii
 from time import perf_counter
-from typing import Any, TextIO
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -217,10 +217,10 @@ class AccessLog:
             )
 
 
-# Of a request: method, path, client (host, port), the scope's state (its "request_id", as
-# the request layer sets it: [A-Za-z0-9._:-] only, and once authenticated "user_id"),
-# response status, perf_counter() at its start and end.
-RequestRecord = tuple[str, str, "tuple[str, int] | None", dict[str, Any], int, float, float]
+# Of a request: method, path, client (host, port), request id ([A-Za-z0-9._:-] only, as the
+# request layer takes or makes it), user id once authenticated, response status,
+# perf_counter() at its start and end.
+RequestRecord = tuple[str, str, "tuple[str, int] | None", str, "str | None", int, float, float]
 # Of a kind of request (method, path, status): route template, the access line's JSON of
 # (method, path, route, status), the metric labels (method, route, status).
 Kind = tuple[str, str, tuple[str, str, int]]
@@ -317,8 +317,8 @@ class RequestLog:
         offset = time.time() - perf_counter()
         low = high = 0.0
         head = ""
-        for method, path, client, state, status, started, ended in items:
-            key = (method, path, status, client[0] if client else None, state.get("user_id"))
+        for method, path, client, request_id, user_id, status, started, ended in items:
+            key = (method, path, status, client[0] if client else None, user_id)
             entry = entries.get(key)
             if entry is None:
                 entry = self._entry(key)
@@ -334,10 +334,10 @@ class RequestLog:
                 duration = durations.get(hundredths)
                 if duration is None:
                     duration = self._duration(hundredths)
-                parts += (head, state["request_id"], entry[0], duration, entry[1])
+                parts += (head, request_id, entry[0], duration, entry[1])
             elif enabled:
                 access.write(
-                    state["request_id"],
+                    request_id,
                     method,
                     path,
                     entry[3],

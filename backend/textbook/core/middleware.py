@@ -113,10 +113,10 @@ class RequestContextMiddleware:
             ids = request_ids.pool  # request_ids.take(), inline: this runs on every request
             request_id, request_id_header = ids.pop() if ids else request_ids.refill()
         token = request_id_var.set(request_id)
-        if "state" in scope:
-            scope["state"]["request_id"] = request_id
-        else:
-            scope["state"] = {"request_id": request_id}
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id
         started = perf_counter()
         status_code = 500
         response_started = False
@@ -154,12 +154,15 @@ class RequestContextMiddleware:
                     {"detail": "Internal server error", "request_id": request_id},
                 )
         finally:
+            # What the access line and the metrics need, not the scope or its state: the
+            # record waits for its batch, and what it holds on to is not freed until then.
             self.request_log.record(
                 (
                     scope["method"],
                     scope["path"],
                     scope.get("client"),
-                    scope["state"],
+                    request_id,
+                    state.get("user_id"),
                     status_code,
                     started,
                     perf_counter(),

@@ -117,10 +117,10 @@ class Observed:
 
 
 def record(log: RequestLog, request_id: str, user_id: str | None = None) -> None:
-    state = {"request_id": request_id} | ({"user_id": user_id} if user_id else {})
     started = time.perf_counter()
+    client = ("203.0.113.9", 4242)
     log.record(
-        ("GET", f"/x/{request_id}", ("203.0.113.9", 4242), state, 200, started, started + 0.25)
+        ("GET", f"/x/{request_id}", client, request_id, user_id, 200, started, started + 0.25)
     )
 
 
