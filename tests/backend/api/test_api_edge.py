@@ -186,6 +186,14 @@ def test_request_id_is_echoed_or_generated(make_client: ClientFactory, sqlite_ur
     generated = client.get("/health", headers={"X-Request-ID": "bad id\twith junk" + "x" * 200})
     assert len(generated.headers["x-request-id"]) == 32
     assert client.get("/health").headers["x-request-id"] != generated.headers["x-request-id"]
+    # The whole value must be an id: 128 characters at most, and nothing else after it.
+    longest = "A1._:-" * 21 + "zz"
+    assert (
+        client.get("/health", headers={"X-Request-ID": longest}).headers["x-request-id"] == longest
+    )
+    for bad in (longest + "z", "abc/def", "abc def"):
+        replaced = client.get("/health", headers={"X-Request-ID": bad}).headers["x-request-id"]
+        assert replaced != bad and len(replaced) == 32
 
 
 def test_one_json_access_line_per_request(
