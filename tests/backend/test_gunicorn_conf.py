@@ -49,9 +49,10 @@ def test_bind_and_proxies_from_environment(conf) -> None:  # type: ignore[no-unt
 
 def test_worker_count(conf) -> None:  # type: ignore[no-untyped-def]
     module = conf(QDRANT_URL="http://10.0.0.5:6333")
-    assert module.worker_count({}, cores=2, embedded_qdrant=False) == 5
+    assert module.worker_count({}, cores=2, embedded_qdrant=False) == 2
+    assert module.worker_count({}, cores=1, embedded_qdrant=False) == 1
     assert module.worker_count({}, cores=16, embedded_qdrant=False) == 8
     assert module.worker_count({"WEB_CONCURRENCY": "3"}, cores=2, embedded_qdrant=False) == 3
-    assert module.worker_count({"WEB_CONCURRENCY": "junk"}, cores=1, embedded_qdrant=False) == 3
+    assert module.worker_count({"WEB_CONCURRENCY": "junk"}, cores=4, embedded_qdrant=False) == 4
     assert module.worker_count({"WEB_CONCURRENCY": "4"}, cores=2, embedded_qdrant=True) == 1
-    assert module.workers == min(2 * __import__("os").cpu_count() + 1, 8)
+    assert module.workers == min(__import__("os").cpu_count(), 8)
