@@ -41,6 +41,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median (the sign test's): the k-th
+    smallest and k-th largest of the values, k the largest rank whose binomial tail stays
+    within (1 - confidence) / 2. Needs at least 6 values for 95 %."""
+    n = len(values)
+    tail = (1 - confidence) / 2
+    cumulative, k = 0.0, 0
+    while k < n:
+        cumulative += math.comb(n, k) / 2**n  # P(fewer than k + 1 values below the median)
+        if cumulative > tail:
+            break
+        k += 1
+    if k == 0:
+        raise ValueError(f"{n} values are too few for a {confidence:.0%} interval of the median")
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """count, mean, p50, p95, p99 and max of durations, in milliseconds."""
     ms = [s * 1000 for s in seconds]

@@ -17,20 +17,28 @@ GUNICORN_MAX_REQUESTS=0 by default: with the production recycling (2000 requests
 a worker restarts every fraction of a second at these rates and the run measures worker
 boot time instead of request handling.
 
-`wrk` (Debian package `wrk`) drives each server in turn, on loopback only: a warm-up, then
-a bounded run, repeated; bare and ours run back to back in each repeat (alternating which
-goes first), so each repeat's ratio is taken under the same load. overhead = 1 - ours/bare per
-repeat; the headline is the median of those (medians of rps are reported too). The servers'
-CPU time per request (all worker processes, from /proc) is reported beside it: on a shared
-machine throughput swings with the neighbours, CPU spent per request much less.
+`wrk` (Debian package `wrk`) drives each server in turn, on loopback only: a warm-up per
+server, then many short runs; bare and ours run back to back in each repeat (alternating which
+goes first), so each repeat's ratio is taken under the same load, and the diagnostic servers
+run every few repeats. Short runs and many of them: on this shared 2-core machine one run's
+requests/s swings by up to +-15 % against the next with the other load and the scheduler,
+for either app, and over 25 alternating pairs that averages out. Each run's connections
+split between the workers anew; the split is sampled from /proc and reported (in 25 repeats
+on 2026-11-29 it was 32/32 to 46/18 and did not go with requests/s: correlation 0.08 bare,
+0.14 ours).
+overhead = 1 - ours/bare per repeat; the headline is the median of those, with a 95 %
+confidence interval (the sign test's, distribution-free; medians of rps are reported too).
+The servers' CPU time per request (all worker processes, from /proc) is reported beside it.
 
-    python bench/http_server.py [--duration 8] [--warmup 2] [--repeats 5]
-                                [--threads 2] [--connections 64] [--workers N]
+    python bench/http_server.py [--duration 2] [--warmup 2] [--repeats 25]
+                                [--diagnostics-every 5] [--threads 2] [--connections 64]
+                                [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -46,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _report import ROOT, write_report
+from _report import ROOT, median_ci, write_report
 
 FLOOR_DIR = ROOT / "bench" / "_floor"
 BOOT_TIMEOUT_SECONDS = 300
@@ -127,8 +135,9 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=10)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server and all its workers (from /proc), so far."""
+    def _tree(self) -> tuple[list[int], dict[int, float]]:
+        """The server's processes (itself first, then its workers) and the user + system CPU
+        seconds of each so far, from /proc."""
         assert self.process is not None
         children: dict[int, list[int]] = {}
         times: dict[int, float] = {}
@@ -140,12 +149,40 @@ class Server:
             pid = int(stat.parent.name)
             children.setdefault(int(fields[1]), []).append(pid)
             times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        total, todo = 0.0, [self.process.pid]
+        tree, todo = [], [self.process.pid]
         while todo:
             pid = todo.pop()
-            total += times.get(pid, 0.0)
+            tree.append(pid)
             todo.extend(children.get(pid, []))
-        return total
+        return tree, times
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and all its workers, so far."""
+        tree, times = self._tree()
+        return sum(times.get(pid, 0.0) for pid in tree)
+
+    def connections_per_worker(self) -> list[int]:
+        """How many established loopback connections to the server each of its processes
+        holds (largest first; a gunicorn master holds none), from /proc/net/tcp and the
+        processes' open sockets."""
+        inodes = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == self.port:
+                inodes.add(f"socket:[{fields[9]}]")
+        counts = []
+        for pid in self._tree()[0]:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            held = 0
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    held += os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+            if held:
+                counts.append(held)
+        return sorted(counts, reverse=True)
 
     def access_lines(self) -> int:
         with self.log.open("rb") as log:
@@ -158,9 +195,16 @@ def wrk(server: Server, seconds: int, threads: int, connections: int,
         threads, connections = 1, 16
     argv = [*server.wrk_prefix, "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
             "-s", str(script), server.url]
-    result = subprocess.run(argv, capture_output=True, text=True, check=True)  # noqa: S603
-    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: S603
+                          text=True) as load:
+        time.sleep(min(0.5, seconds / 4))  # connected by then
+        split = server.connections_per_worker()
+        out, err = load.communicate()
+    if load.returncode != 0:
+        raise SystemExit(f"wrk failed ({load.returncode}): {err.strip()}")
+    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     summary["rps"] = round(summary["requests"] / (summary["duration_us"] / 1e6), 1)
+    summary["connections_per_worker"] = split
     return summary
 
 
@@ -229,12 +273,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 server.start()
             for server in started:
                 server.wait_ready()
+            for server in started:
+                wrk(server, args.warmup, args.threads, args.connections, script)
             for repeat in range(args.repeats):
                 # bare and ours back to back (alternating which goes first), so each repeat's
-                # ratio compares runs under the same load; the diagnostics come after.
+                # ratio compares runs under the same load; the diagnostics every few repeats.
                 pair = started[:2] if repeat % 2 == 0 else started[1::-1]
-                for server in pair + started[2:]:
-                    warm = wrk(server, args.warmup, args.threads, args.connections, script)
+                diagnostics = started[2:] if repeat % args.diagnostics_every == 0 else []
+                for server in pair + diagnostics:
                     cpu_before = server.cpu_seconds()
                     measured = wrk(server, args.duration, args.threads, args.connections,
                                    script)
@@ -242,12 +288,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         (server.cpu_seconds() - cpu_before) * 1e6 / max(measured["requests"], 1),
                         1)
                     measured["repeat"] = repeat
-                    measured["warmup_requests"] = warm["requests"]
                     measured["load_average"] = load_average()
                     server.runs.append(measured)
-                    print(f"  {server.name:26s} repeat {repeat}: {measured['rps']:9.1f} rps "
+                    print(f"  {server.name:26s} repeat {repeat:2d}: {measured['rps']:9.1f} rps "
                           f"p99 {measured['latency_us']['p99'] / 1000:.1f} ms "
                           f"cpu {measured['server_cpu_us_per_request']} us/req "
+                          f"connections {measured['connections_per_worker']} "
                           f"(load {measured['load_average'][0]})", flush=True)
                 loads.append(load_average())
         finally:
@@ -256,7 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {
             "wrk": {"threads": args.threads, "connections": args.connections,
                     "duration_s": args.duration, "warmup_s": args.warmup,
-                    "repeats": args.repeats},
+                    "repeats": args.repeats, "diagnostics_every": args.diagnostics_every},
             "gunicorn": {"config": "textbook.gunicorn_conf", "workers": started[0].workers,
                          "max_requests": int(started[0].env["GUNICORN_MAX_REQUESTS"])},
             "load_average": {"1min_samples": [load[0] for load in loads],
@@ -265,13 +311,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         for server in started:
             rps = [run_["rps"] for run_ in server.runs]
-            served = sum(r["requests"] + r["warmup_requests"] for r in server.runs)
+            served = sum(r["requests"] for r in server.runs)
             results["servers"][server.name] = {
                 "workers": server.workers,
                 "rps": summarise(rps),
                 "latency_p99_ms_median": round(
                     statistics.median(r["latency_us"]["p99"] for r in server.runs) / 1000, 2),
-                "requests_served": served,
+                "requests_measured": served,
                 "access_log_lines": server.access_lines()
                 if server.env["LOG_LEVEL"] == "INFO" and server.name != "bare-gunicorn" else None,
                 "runs": server.runs,
@@ -298,25 +344,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["pinned_cpu_overhead_percent"] = {
             "what": "one gunicorn worker each on CPU 0, wrk on CPU 1: server CPU per request",
             "bare_us": b, "ours_us": o, "median": round(100 * (o / b - 1), 1)}
+    low, high = median_ci(per_repeat)
     results["overhead_percent"] = {
         "median_of_repeats": statistics.median(per_repeat),
+        "median_ci95": [low, high],
+        "mean_of_repeats": round(statistics.fmean(per_repeat), 1),
         "from_medians": round(100 * (1 - medians[1] / medians[0]), 1),
         "per_repeat": per_repeat,
         "target": "< 10",
     }
     return results
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=2, help="seconds of each run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds, once per server")
+    parser.add_argument("--repeats", type=int, default=25,
+                        help="pairs of bare and ours runs (at least 6)")
+    parser.add_argument("--diagnostics-every", type=int, default=5,
+                        help="run the diagnostic servers every N-th repeat")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None,
                         help="WEB_CONCURRENCY for both gunicorn servers (default: configured)")
     args = parser.parse_args(argv)
+    if args.repeats < 6 or args.diagnostics_every < 1 or args.duration < 1:
+        parser.error("--repeats needs at least 6 (for the median's confidence interval), "
+                     "--diagnostics-every and --duration at least 1")
     results = run(args)
     path = write_report("http_server", results)
     for name, server in results["servers"].items():
@@ -324,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"http/{name}: {server['workers']} worker(s), {rps['median']} rps "
               f"(min {rps['min']}, max {rps['max']})")
     overhead = results["overhead_percent"]
-    print(f"http/overhead: {overhead['median_of_repeats']} % median of repeats "
-          f"(per repeat {overhead['per_repeat']}; from rps medians {overhead['from_medians']} %), "
+    low, high = overhead["median_ci95"]
+    print(f"http/overhead: {overhead['median_of_repeats']} % median of "
+          f"{len(overhead['per_repeat'])} repeats (95 % CI {low} to {high} %; mean "
+          f"{overhead['mean_of_repeats']} %; from rps medians {overhead['from_medians']} %), "
           f"load average up to {results['load_average']['max_1min']}")
     cpu = results["cpu_overhead_percent"]
     print(f"http/cpu-per-request: bare {cpu['bare_us_per_request_median']} us, ours "
