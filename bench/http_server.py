@@ -20,17 +20,19 @@ boot time instead of request handling.
 `wrk` (Debian package `wrk`) drives each server in turn, on loopback only: a warm-up per
 server, then many short runs; bare and ours run back to back in each repeat (alternating which
 goes first), so each repeat's ratio is taken under the same load, and the diagnostic servers
-run every few repeats. Short runs and many of them: on this shared 2-core machine one run's
-requests/s swings by up to +-15 % against the next with the other load and the scheduler,
-for either app, and over 25 alternating pairs that averages out. Each run's connections
-split between the workers anew; the split is sampled from /proc and reported (in 25 repeats
-on 2026-11-29 it was 32/32 to 46/18 and did not go with requests/s: correlation 0.08 bare,
-0.14 ours).
+run every few repeats. bare and ours are booted afresh --boots times (5), the repeats shared
+among the boots: a process keeps its luck (where its memory lands, its hash seed) for all its
+runs (one pinned worker of ours took 97.6 to 102.7 us per request in four boots, bare 87.9 to
+95.4). Short runs and many of them: on this shared 2-core machine one run's requests/s swings
+by up to +-15 % against the next with the other load and the scheduler, for either app, and
+over 25 alternating pairs that averages out. Each run's connections split between the
+workers anew; the split is sampled from /proc and reported (in 25 repeats on 2026-11-29 it
+was 32/32 to 46/18 and did not go with requests/s: correlation 0.08 bare, 0.14 ours).
 overhead = 1 - ours/bare per repeat; the headline is the median of those, with a 95 %
 confidence interval (the sign test's, distribution-free; medians of rps are reported too).
 The servers' CPU time per request (all worker processes, from /proc) is reported beside it.
 
-    python bench/http_server.py [--duration 2] [--warmup 2] [--repeats 25]
+    python bench/http_server.py [--duration 2] [--warmup 2] [--repeats 25] [--boots 5]
                                 [--diagnostics-every 5] [--threads 2] [--connections 64]
                                 [--workers N]
 """
@@ -99,6 +101,8 @@ class Server:
     # Commands put in front of wrk for this server (taskset for the pinned pair).
     wrk_prefix: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    log_start: int = 0  # where this boot's output starts in the log
+    boots: int = 0
     runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -106,7 +110,9 @@ class Server:
         return f"http://127.0.0.1:{self.port}/health"
 
     def start(self) -> None:
-        with self.log.open("wb") as out:
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0
+        self.boots += 1
+        with self.log.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
             )
@@ -118,7 +124,7 @@ class Server:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise SystemExit(f"{self.name} exited ({self.process.returncode}); see {self.log}")
-            if self.log.read_bytes().count(STARTUP_LINE) >= self.workers:
+            if self.log.read_bytes()[self.log_start:].count(STARTUP_LINE) >= self.workers:
                 with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310 - loopback
                     if response.status == 200:
                         return
@@ -275,7 +281,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 server.wait_ready()
             for server in started:
                 wrk(server, args.warmup, args.threads, args.connections, script)
+            per_boot = -(-args.repeats // args.boots)
             for repeat in range(args.repeats):
+                if repeat and repeat % per_boot == 0:
+                    # bare and ours booted afresh: a process's luck (where its memory lands,
+                    # its hash seed) stays with it for all its runs.
+                    for server in started[:2]:
+                        server.stop()
+                        server.start()
+                    for server in started[:2]:
+                        server.wait_ready()
+                        wrk(server, args.warmup, args.threads, args.connections, script)
                 # bare and ours back to back (alternating which goes first), so each repeat's
                 # ratio compares runs under the same load; the diagnostics every few repeats.
                 pair = started[:2] if repeat % 2 == 0 else started[1::-1]
@@ -288,6 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         (server.cpu_seconds() - cpu_before) * 1e6 / max(measured["requests"], 1),
                         1)
                     measured["repeat"] = repeat
+                    measured["boot"] = server.boots
                     measured["load_average"] = load_average()
                     server.runs.append(measured)
                     print(f"  {server.name:26s} repeat {repeat:2d}: {measured['rps']:9.1f} rps "
@@ -302,7 +319,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {
             "wrk": {"threads": args.threads, "connections": args.connections,
                     "duration_s": args.duration, "warmup_s": args.warmup,
-                    "repeats": args.repeats, "diagnostics_every": args.diagnostics_every},
+                    "repeats": args.repeats, "boots": args.boots,
+                    "diagnostics_every": args.diagnostics_every},
             "gunicorn": {"config": "textbook.gunicorn_conf", "workers": started[0].workers,
                          "max_requests": int(started[0].env["GUNICORN_MAX_REQUESTS"])},
             "load_average": {"1min_samples": [load[0] for load in loads],
@@ -345,10 +363,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "what": "one gunicorn worker each on CPU 0, wrk on CPU 1: server CPU per request",
             "bare_us": b, "ours_us": o, "median": round(100 * (o / b - 1), 1)}
     low, high = median_ci(per_repeat)
+    by_boot: dict[int, list[float]] = {}
+    for run_, overhead in zip(ours, per_repeat, strict=True):
+        by_boot.setdefault(run_["boot"], []).append(overhead)
     results["overhead_percent"] = {
         "median_of_repeats": statistics.median(per_repeat),
         "median_ci95": [low, high],
         "mean_of_repeats": round(statistics.fmean(per_repeat), 1),
+        "median_per_boot": [round(statistics.median(v), 1) for v in by_boot.values()],
         "from_medians": round(100 * (1 - medians[1] / medians[0]), 1),
         "per_repeat": per_repeat,
         "target": "< 10",
@@ -363,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="seconds, once per server")
     parser.add_argument("--repeats", type=int, default=25,
                         help="pairs of bare and ours runs (at least 6)")
+    parser.add_argument("--boots", type=int, default=5,
+                        help="boot bare and ours this many times, the repeats shared among them")
     parser.add_argument("--diagnostics-every", type=int, default=5,
                         help="run the diagnostic servers every N-th repeat")
     parser.add_argument("--threads", type=int, default=2)
@@ -370,9 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None,
                         help="WEB_CONCURRENCY for both gunicorn servers (default: configured)")
     args = parser.parse_args(argv)
-    if args.repeats < 6 or args.diagnostics_every < 1 or args.duration < 1:
+    if args.repeats < 6 or min(args.diagnostics_every, args.duration, args.boots) < 1:
         parser.error("--repeats needs at least 6 (for the median's confidence interval), "
-                     "--diagnostics-every and --duration at least 1")
+                     "--diagnostics-every, --duration and --boots at least 1")
     results = run(args)
     path = write_report("http_server", results)
     for name, server in results["servers"].items():
@@ -383,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     low, high = overhead["median_ci95"]
     print(f"http/overhead: {overhead['median_of_repeats']} % median of "
           f"{len(overhead['per_repeat'])} repeats (95 % CI {low} to {high} %; mean "
-          f"{overhead['mean_of_repeats']} %; from rps medians {overhead['from_medians']} %), "
+          f"{overhead['mean_of_repeats']} %; from rps medians {overhead['from_medians']} %; "
+          f"median per boot {overhead['median_per_boot']}), "
           f"load average up to {results['load_average']['max_1min']}")
     cpu = results["cpu_overhead_percent"]
     print(f"http/cpu-per-request: bare {cpu['bare_us_per_request_median']} us, ours "
