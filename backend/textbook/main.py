@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from textbook.core.logging import RequestLog, configure_logging
 from textbook.core.metrics import Metrics, RouteTemplates
 from textbook.core.middleware import RequestContextMiddleware
 from textbook.core.ratelimit import RateLimiter
+from textbook.core.tasks import name_tasks_without_printf
 from textbook.core.vector import open_store
 from textbook.llm import make_llm_client
 
@@ -69,6 +71,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         # collections during requests scan only what requests allocate (gc.freeze docs).
         gc.collect()
         gc.freeze()
+        # uvicorn makes a task per request; on Python 3.11 naming it costs a slow sprintf once
+        # numpy is loaded (see textbook.core.tasks).
+        loop = asyncio.get_running_loop()
+        named_tasks = name_tasks_without_printf(loop)
         log.info(
             "started",
             extra={
@@ -80,6 +86,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         try:
             yield
         finally:
+            if named_tasks:
+                loop.set_task_factory(None)
             app.state.request_log.flush()
             if app.state.llm is not None:
                 await app.state.llm.close()
