@@ -113,41 +113,37 @@ class RequestContextMiddleware:
             ids = request_ids.pool  # request_ids.take(), inline: this runs on every request
             request_id, request_id_header = ids.pop() if ids else request_ids.refill()
         token = request_id_var.set(request_id)
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-        state["request_id"] = request_id
         started = perf_counter()
-        status_code = 500
-        response_started = False
+        status_code = 0  # until the response starts
 
         def send_with_id(message: Message) -> Awaitable[None]:
             # A plain function handing back the server's awaitable: no coroutine of its own
             # per message (ASGI's send is any callable returning an awaitable).
-            nonlocal status_code, response_started
+            nonlocal status_code
             if message["type"] == "http.response.start":
                 status_code = message["status"]
-                response_started = True
                 message["headers"] = [*message.get("headers", ()), request_id_header]
             return send(message)
 
         declared = headers.get(b"content-length")
         try:
-            if declared is not None and not declared.isdigit():
-                await send_json(send_with_id, 400, {"detail": "Invalid Content-Length header"})
-            elif declared is not None and int(declared) > self.limit:
+            if declared is None:
+                if b"transfer-encoding" in headers or scope.get("http_version") not in HTTP1:
+                    # A body of unknown length: counted as it arrives. (HTTP/1 servers deliver
+                    # exactly Content-Length bytes, and no body without it or Transfer-Encoding.)
+                    receive = limited(receive, self.limit)
+                await self.app(scope, receive, send_with_id)
+            elif declared.isdigit() and int(declared) <= self.limit:
+                await self.app(scope, receive, send_with_id)
+            elif declared.isdigit():
                 error = BodyTooLarge(self.limit)
                 body, close = {"detail": error.detail}, {"connection": "close"}
                 await send_json(send_with_id, error.status_code, body, close)
-            elif b"transfer-encoding" in headers or scope.get("http_version") not in HTTP1:
-                # A body of unknown length: counted as it arrives. (HTTP/1 servers deliver
-                # exactly Content-Length bytes, and no body without it or Transfer-Encoding.)
-                await self.app(scope, limited(receive, self.limit), send_with_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                await send_json(send_with_id, 400, {"detail": "Invalid Content-Length header"})
         except Exception:
             error_log.exception("unhandled error")
-            if not response_started:
+            if not status_code:
                 await send_json(
                     send_with_id,
                     status.HTTP_500_INTERNAL_SERVER_ERROR,
@@ -156,14 +152,15 @@ class RequestContextMiddleware:
         finally:
             # What the access line and the metrics need, not the scope or its state: the
             # record waits for its batch, and what it holds on to is not freed until then.
+            state = scope.get("state")
             self.request_log.record(
                 (
                     scope["method"],
                     scope["path"],
                     scope.get("client"),
                     request_id,
-                    state.get("user_id"),
-                    status_code,
+                    state.get("user_id") if state else None,
+                    status_code or 500,  # no response: the client went away, or it failed
                     started,
                     perf_counter(),
                 )
