@@ -25,14 +25,15 @@ among the boots: a process keeps its luck (where its memory lands, its hash seed
 runs (one pinned worker of ours took 97.6 to 102.7 us per request in four boots, bare 87.9 to
 95.4). Short runs and many of them: on this shared 2-core machine one run's requests/s swings
 by up to +-15 % against the next with the other load and the scheduler, for either app, and
-over 25 alternating pairs that averages out. Each run's connections split between the
+over 41 alternating pairs that averages out (with the spread seen here the median's 95 %
+interval is about 3 points either side). Each run's connections split between the
 workers anew; the split is sampled from /proc and reported (in 25 repeats on 2026-11-29 it
 was 32/32 to 46/18 and did not go with requests/s: correlation 0.08 bare, 0.14 ours).
 overhead = 1 - ours/bare per repeat; the headline is the median of those, with a 95 %
 confidence interval (the sign test's, distribution-free; medians of rps are reported too).
 The servers' CPU time per request (all worker processes, from /proc) is reported beside it.
 
-    python bench/http_server.py [--duration 2] [--warmup 2] [--repeats 25] [--boots 5]
+    python bench/http_server.py [--duration 2] [--warmup 2] [--repeats 41] [--boots 5]
                                 [--diagnostics-every 5] [--threads 2] [--connections 64]
                                 [--workers N]
 """
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=int, default=2, help="seconds of each run")
     parser.add_argument("--warmup", type=int, default=2, help="seconds, once per server")
-    parser.add_argument("--repeats", type=int, default=25,
+    parser.add_argument("--repeats", type=int, default=41,
                         help="pairs of bare and ours runs (at least 6)")
     parser.add_argument("--boots", type=int, default=5,
                         help="boot bare and ours this many times, the repeats shared among them")
