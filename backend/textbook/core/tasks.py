@@ -4,9 +4,12 @@ Python 3.11 names every new task "Task-<n>" through PyUnicode_FromFormat, which 
 number with sprintf(). numpy's wheels bundle libquadmath (OpenBLAS needs libgfortran, which
 needs it), and loading libquadmath registers printf hooks for __float128; from then on glibc
 takes its slow path for every printf-family call in the process. uvicorn makes a task per
-request, so each request paid for that: on 2026-11-29 a bare FastAPI app served /health about
-1 us (2 %) slower per request in a process that had only loaded libquadmath, and naming the
-tasks in Python took the difference back (the app imports numpy through qdrant-client).
+request, so each request paid for that: on 2026-11-29 a bare FastAPI app served /health
+0.6-1.4 us slower per request in a process that had only loaded libquadmath, and naming the
+tasks in Python took the difference back; in this app (numpy comes with qdrant-client), whose
+factory call costs some of it again, 0.4 us a request net (in-process harness, median of six
+processes each).
+
 Python 3.12 formats a task's name only when it is asked for, so there nothing is changed.
 """
 
