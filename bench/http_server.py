@@ -26,7 +26,7 @@ runs (one pinned worker of ours took 97.6 to 102.7 us per request in four boots,
 95.4). Short runs and many of them: on this shared 2-core machine one run's requests/s swings
 by up to +-15 % against the next with the other load and the scheduler, for either app, and
 over 41 alternating pairs that averages out (with the spread seen here the median's 95 %
-interval is about 3 points either side). Each run's connections split between the
+interval reaches 3 to 4.6 points either side). Each run's connections split between the
 workers anew; the split is sampled from /proc and reported (in 25 repeats on 2026-11-29 it
 was 32/32 to 46/18 and did not go with requests/s: correlation 0.08 bare, 0.14 ours).
 overhead = 1 - ours/bare per repeat; the headline is the median of those, with a 95 %
