@@ -259,6 +259,16 @@ def servers(tmp: Path, workers: int | None) -> list[Server]:
     return made
 
 
+def boot(servers: list[Server], args: argparse.Namespace, script: Path) -> None:
+    """Start the servers together, wait until each is ready, warm each up once."""
+    for server in servers:
+        server.start()
+    for server in servers:
+        server.wait_ready()
+    for server in servers:
+        wrk(server, args.warmup, args.threads, args.connections, script)
+
+
 def summarise(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
             "max": round(max(values), 1)}
@@ -276,12 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         started = servers(tmp, args.workers)
         loads = [load_average()]
         try:
-            for server in started:
-                server.start()
-            for server in started:
-                server.wait_ready()
-            for server in started:
-                wrk(server, args.warmup, args.threads, args.connections, script)
+            boot(started, args, script)
             per_boot = -(-args.repeats // args.boots)
             for repeat in range(args.repeats):
                 if repeat and repeat % per_boot == 0:
@@ -289,10 +294,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     # its hash seed) stays with it for all its runs.
                     for server in started[:2]:
                         server.stop()
-                        server.start()
-                    for server in started[:2]:
-                        server.wait_ready()
-                        wrk(server, args.warmup, args.threads, args.connections, script)
+                    boot(started[:2], args, script)
                 # bare and ours back to back (alternating which goes first), so each repeat's
                 # ratio compares runs under the same load; the diagnostics every few repeats.
                 pair = started[:2] if repeat % 2 == 0 else started[1::-1]
@@ -376,7 +378,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "per_repeat": per_repeat,
         "target": "< 10",
     }
-    return results
     return results
 
 
