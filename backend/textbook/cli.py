@@ -97,7 +97,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     settings = load_settings()
-    from textbook.rag.store import VectorStore
+    from textbook.rag.store import StoreError, make_store
 
     path = Path(args.path) if args.path else settings.content_path
     if not path.exists():
@@ -107,7 +107,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         _err(f"[{time.perf_counter() - started:7.2f}s] {message}")
 
-    store = VectorStore(settings)
+    try:
+        store = make_store(settings)
+    except StoreError as exc:
+        raise CommandError(f"textbook: {exc}") from exc
     try:
         report = store.ingest(path, progress=progress)
     finally:
@@ -190,8 +193,8 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 def cmd_check(_args: argparse.Namespace) -> int:
     settings = load_settings()
     from textbook.core.db import make_engine
-    from textbook.core.readiness import check_all
-    from textbook.core.vector import open_store
+    from textbook.core.readiness import check_database
+    from textbook.rag.store import check_store, open_store
 
     print(
         f"configuration: ok (environment {settings.environment}, "
@@ -200,7 +203,7 @@ def cmd_check(_args: argparse.Namespace) -> int:
     engine = make_engine(settings)
     store = open_store(settings)
     try:
-        components = check_all(engine, store)
+        components = {"database": check_database(engine), "vector_store": check_store(store)}
     finally:
         if store is not None:
             store.close()

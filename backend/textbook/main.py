@@ -16,7 +16,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
-from textbook.api.deps import Store
 from textbook.api.main import api_router
 from textbook.core.config import Settings, get_settings
 from textbook.core.db import make_engine, make_sessionmaker
@@ -27,8 +26,8 @@ from textbook.core.metrics import Metrics, RouteTemplates
 from textbook.core.middleware import RequestContextMiddleware
 from textbook.core.ratelimit import RateLimiter
 from textbook.core.tasks import name_tasks_without_printf
-from textbook.core.vector import open_store
 from textbook.llm import make_llm_client
+from textbook.rag.store import Store, open_store
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("textbook")

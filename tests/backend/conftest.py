@@ -22,7 +22,7 @@ from textbook.core.config import SAMPLE_CONTENT_DIR, Settings
 from textbook.core.db import make_engine
 from textbook.core.migrate import upgrade
 from textbook.main import create_app
-from textbook.rag.store import VectorStore
+from textbook.rag.store import ChunkStore, make_store
 
 # --- databases ---------------------------------------------------------------------------
 
@@ -117,10 +117,10 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def textbook_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorStore]:
+def textbook_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChunkStore]:
     """The sample chapters ingested once (BM25, embedded Qdrant), shared read-only."""
     settings = make_settings(tmp_path_factory.mktemp("store"))
-    store = VectorStore(settings)
+    store = make_store(settings)
     store.ingest(SAMPLE_CONTENT_DIR)
     yield store
     store.close()
@@ -148,7 +148,7 @@ def llm(_llm_server: FakeOpenAI) -> FakeOpenAI:
 
 
 @pytest.fixture
-def make_client(tmp_path: Path, textbook_store: VectorStore) -> Iterator[ClientFactory]:
+def make_client(tmp_path: Path, textbook_store: ChunkStore) -> Iterator[ClientFactory]:
     """Build an app (with its lifespan running) from settings overrides."""
     clients: list[TestClient] = []
 

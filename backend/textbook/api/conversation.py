@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from textbook.api.deps import Store
 from textbook.api.schemas import AnswerMode, ChatRequest, Citation
 from textbook.core.config import Settings
 from textbook.core.db import session_scope
@@ -26,6 +25,7 @@ from textbook.rag.answer import (
     compose_extractive_answer,
     selected_text_messages,
 )
+from textbook.rag.store import Store
 from textbook.rag.types import Passage
 
 TITLE_LENGTH = 80

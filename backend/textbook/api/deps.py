@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Annotated, Protocol
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -16,22 +15,7 @@ from textbook.core.ratelimit import RateLimiter
 from textbook.core.security import TokenError, TokenType, decode_token
 from textbook.llm import LLMClient
 from textbook.models import User
-from textbook.rag.types import IngestReport, Passage
-
-
-class Store(Protocol):
-    """What the API uses of textbook.rag.store.VectorStore (tests substitute spies)."""
-
-    def search(
-        self, query: str, *, limit: int, module: str | None = None, chapter: str | None = None
-    ) -> list[Passage]: ...
-
-    def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport: ...
-
-    def ready(self) -> tuple[bool, str]: ...
-
-    def close(self) -> None: ...
-
+from textbook.rag.store import Store
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 

@@ -1,43 +1,53 @@
-"""The Qdrant collection that holds the textbook's chunks: ingest, search, readiness.
+"""The textbook's chunks in Qdrant: the `Store` the API uses, and opening it.
 
-Two deployment modes, chosen by the settings:
+Two engines, chosen by the settings, behind the one `Store` protocol:
 
-* server mode (`QDRANT_URL` set): `QdrantClient(url=..., api_key=...)`. This is the
-  production mode; any number of API workers and the `textbook ingest` CLI share it.
-* embedded/local mode (`QDRANT_URL` unset, `QDRANT_PATH` a directory): qdrant-client keeps
-  the collection in-process and locks the directory. ONE process per directory: a second
-  process (another gunicorn worker, or the CLI while the service runs) fails to open it.
-  Embedded mode is therefore for development, tests and single-worker installs; run
-  gunicorn with one worker there, and ingest through the running service or with it stopped.
-  Local mode also ignores payload indexes and searches by brute force.
+* `QDRANT_URL` set: a Qdrant server through qdrant-client (`textbook.rag.store_server`). This is
+  the production mode; any number of API workers and the `textbook ingest` CLI share it.
+* `QDRANT_URL` unset: Qdrant Edge, Qdrant's engine as an in-process library
+  (`textbook.rag.store_edge`), in `QDRANT_PATH/edge/<collection>`. ONE process per path: the
+  store locks it, and a second process (another gunicorn worker, or the CLI while the
+  service runs) gets a StoreError. For development, tests and single-worker installs.
 
-Every point has a sparse vector "bm25" (BM25 term weights, IDF applied by Qdrant via
-`Modifier.IDF`) and, when an embeddings provider is configured, a dense vector "dense".
-With both, search runs the Query API with two prefetches fused by Reciprocal Rank Fusion.
+Every point has a sparse vector "bm25" (BM25 term weights, IDF applied by the engine) and,
+when an embeddings provider is configured, a dense vector "dense". With both, search runs two
+prefetches (dense, bm25) fused by Reciprocal Rank Fusion.
+
+`ChunkStore` holds what both engines share (ingest bookkeeping, the hybrid decision,
+readiness); each engine supplies the few primitive operations it declares abstract.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from qdrant_client import QdrantClient, models
+from typing import Any, Protocol
 
 from textbook.core.config import Settings
+from textbook.core.readiness import Component
 from textbook.rag.chunking import Chunk, chunk_chapter
 from textbook.rag.content import load_chapters
 from textbook.rag.embeddings import Embedder, EmbeddingError, make_embedder
 from textbook.rag.sparse import SparseVec, document_vector, query_vector
 from textbook.rag.types import IngestReport, Passage
 
-__all__ = ["DENSE_VECTOR", "INDEXED_FIELDS", "SPARSE_VECTOR", "StoreError", "VectorStore"]
+__all__ = [
+    "DENSE_VECTOR",
+    "INDEXED_FIELDS",
+    "SPARSE_VECTOR",
+    "ChunkStore",
+    "Layout",
+    "Store",
+    "StoreError",
+    "check_store",
+    "make_store",
+    "open_store",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,99 +55,139 @@ SPARSE_VECTOR = "bm25"
 DENSE_VECTOR = "dense"
 INDEXED_FIELDS = ("module", "chapter")
 UPSERT_BATCH = 128
-SCROLL_PAGE = 4096
-FILTERED_SCROLL_MAX_CHAPTERS = 8
 # Each branch of a hybrid query contributes this many candidates per requested result.
 PREFETCH_FACTOR = 4
 MIN_PREFETCH = 20
-SERVER_TIMEOUT_SECONDS = 10
 _ABSENT = object()
 
 
 class StoreError(RuntimeError):
-    """The vector store cannot serve: unreachable, or the collection is missing."""
+    """The vector store cannot serve: unreachable, locked, or the collection is missing."""
+
+
+class Store(Protocol):
+    """What the API, the CLI and readiness use of a vector store (tests substitute spies)."""
+
+    def search(
+        self, query: str, *, limit: int, module: str | None = None, chapter: str | None = None
+    ) -> list[Passage]: ...
+
+    def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport: ...
+
+    def ready(self) -> tuple[bool, str]:
+        """(True, detail) when the store can answer searches; else (False, why)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
-class _Layout:
+class Layout:
     """What the existing collection holds."""
 
     sparse_ok: bool  # "bm25" present with the IDF modifier
     dense_size: int | None  # size of "dense", None when the collection has none
 
 
-def _sparse(vector: SparseVec) -> models.SparseVector:
-    return models.SparseVector(indices=vector.indices, values=vector.values)
+@dataclass(frozen=True, slots=True)
+class NewPoint:
+    """One chunk as the engines store it."""
+
+    id: str
+    sparse: SparseVec
+    dense: list[float] | None
+    payload: dict[str, object]
 
 
-class VectorStore:
-    def __init__(self, settings: Settings) -> None:
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One search as the engines run it: BM25 alone, or fused with a dense vector."""
+
+    sparse: SparseVec | None
+    dense: list[float] | None
+    module: str | None
+    chapter: str | None
+    limit: int
+    depth: int  # candidates per prefetch when fusing
+
+
+def passage(point_id: str, score: float, payload: dict[str, Any]) -> Passage:
+    """A search hit as the API returns it."""
+    return Passage(chunk_id=point_id, module=str(payload.get("module", "")),
+                   chapter=str(payload.get("chapter", "")),
+                   chapter_title=str(payload.get("chapter_title", "")),
+                   section=str(payload.get("section", "")),
+                   anchor=str(payload.get("anchor", "")),
+                   text=str(payload.get("text", "")), score=float(score))
+
+
+class ChunkStore(ABC):
+    """Ingest, search and readiness over one Qdrant collection; engines fill in the storage."""
+
+    engine: str  # how ready() names the engine
+
+    def __init__(self, settings: Settings, guard: AbstractContextManager[Any]) -> None:
         self.settings = settings
+        # held around engine calls that must not interleave (a no-op for thread-safe engines)
+        self._guard = guard
         self.collection = settings.qdrant_collection
-        self.local = settings.qdrant_url is None
-        if self.local:
-            if settings.qdrant_path is None:
-                raise StoreError("QDRANT_PATH is required when QDRANT_URL is not set")
-            settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-            try:
-                self.client = QdrantClient(path=str(settings.qdrant_path))
-            except RuntimeError as exc:
-                raise StoreError(
-                    f"{exc} Embedded Qdrant serves one process per QDRANT_PATH: run a single "
-                    "worker, or set QDRANT_URL to a Qdrant server.") from exc
-        else:
-            api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key \
-                else None
-            # No version probe at construction: startup must not block on a down server;
-            # ready() reports reachability.
-            self.client = QdrantClient(url=settings.qdrant_url, api_key=api_key,
-                                       timeout=SERVER_TIMEOUT_SECONDS,
-                                       check_compatibility=False)
         self.embedder: Embedder | None = make_embedder(settings)
         self.embedding_model: str | None = self.embedder.model if self.embedder else None
-        # The local client is plain Python state; the server client is thread-safe.
-        self._lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.local else contextlib.nullcontext())
-        self._layout: _Layout | None = None
+        self._layout: Layout | None = None
 
-    # --- collection ---------------------------------------------------------------------
+    # --- what an engine provides -------------------------------------------------------
 
-    def _read_layout(self) -> _Layout | None:
-        if not self.client.collection_exists(self.collection):
-            return None
-        params = self.client.get_collection(self.collection).config.params
-        sparse = params.sparse_vectors or {}
-        bm25 = sparse.get(SPARSE_VECTOR)
-        vectors = params.vectors
-        dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
-        return _Layout(sparse_ok=bm25 is not None and bm25.modifier == models.Modifier.IDF,
-                       dense_size=dense.size if dense is not None else None)
+    @abstractmethod
+    def _read_layout(self) -> Layout | None:
+        """The collection's vectors, or None when there is no collection."""
 
-    def _layout_cached(self) -> _Layout | None:
+    @abstractmethod
+    def _create(self, dense_size: int | None) -> None:
+        """Create the collection (bm25 with IDF, dense when sized) and its payload indexes."""
+
+    @abstractmethod
+    def _drop(self) -> None: ...
+
+    @abstractmethod
+    def _ensure_indexes(self) -> None:
+        """Keyword indexes on INDEXED_FIELDS, when missing."""
+
+    @abstractmethod
+    def _scan(self, chapters: Sequence[str]) -> Iterator[tuple[str, dict[str, object]]]:
+        """(id, payload with "chapter" and "embedding_model") of the points of `chapters`;
+        may yield points of other chapters too."""
+
+    @abstractmethod
+    def _upsert(self, points: Sequence[NewPoint]) -> None: ...
+
+    @abstractmethod
+    def _delete(self, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def _query(self, query: Query) -> list[Passage]: ...
+
+    @abstractmethod
+    def _count(self) -> int:
+        """Points in the collection (0 when there is none)."""
+
+    @abstractmethod
+    def _ids(self) -> set[str]: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    # --- collection ----------------------------------------------------------------------
+
+    def layout(self) -> Layout | None:
+        """What the collection holds now (None: no collection)."""
+        with self._guard:
+            self._layout = self._read_layout()
+            return self._layout
+
+    def _layout_cached(self) -> Layout | None:
         if self._layout is None:
             self._layout = self._read_layout()
         return self._layout
-
-    def _create(self, dense_size: int | None) -> None:
-        vectors = ({DENSE_VECTOR: models.VectorParams(size=dense_size,
-                                                      distance=models.Distance.COSINE)}
-                   if dense_size else {})
-        self.client.create_collection(
-            self.collection, vectors_config=vectors,
-            sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(
-                modifier=models.Modifier.IDF)})
-        log.info("created collection %s (dense=%s)", self.collection, dense_size)
-
-    def _ensure_indexes(self) -> None:
-        schema = self.client.get_collection(self.collection).payload_schema or {}
-        with warnings.catch_warnings():
-            # Local mode warns that payload indexes have no effect there; the server uses them.
-            warnings.simplefilter("ignore", UserWarning)
-            for field in INDEXED_FIELDS:
-                if field not in schema:
-                    self.client.create_payload_index(
-                        self.collection, field_name=field,
-                        field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
 
     def ensure_collection(self, *, recreate_if_mismatched: bool = False) -> None:
         """Create the collection (and its payload indexes) when missing.
@@ -147,7 +197,7 @@ class VectorStore:
         ingest does this since it rewrites every chunk anyway. Without it a mismatch is kept
         and search uses whatever the collection holds.
         """
-        with self._lock:
+        with self._guard:
             self._layout = None
             layout = self._read_layout()
             wanted_dense = None
@@ -155,11 +205,15 @@ class VectorStore:
                 wanted_dense = self._dense_size()
             if layout is None:
                 self._create(wanted_dense)
-            elif recreate_if_mismatched and (not layout.sparse_ok
-                                             or layout.dense_size != wanted_dense):
-                log.warning("collection %s holds dense=%s, settings want dense=%s: recreating",
-                            self.collection, layout.dense_size, wanted_dense)
-                self.client.delete_collection(self.collection)
+                log.info("created collection %s (dense=%s)", self.collection, wanted_dense)
+            elif recreate_if_mismatched and (
+                not layout.sparse_ok or layout.dense_size != wanted_dense
+            ):
+                log.warning(
+                    "collection %s holds dense=%s, settings want dense=%s: recreating",
+                    self.collection, layout.dense_size, wanted_dense,
+                )
+                self._drop()
                 self._create(wanted_dense)
             self._ensure_indexes()
             self._layout = self._read_layout()
@@ -171,33 +225,18 @@ class VectorStore:
         except EmbeddingError as exc:
             raise StoreError(str(exc)) from exc
 
-    # --- ingest -------------------------------------------------------------------------
+    # --- ingest ----------------------------------------------------------------------------
 
     def _existing(self, chapters: Sequence[str]) -> dict[str, dict[str, object]]:
-        """For each chapter slug: its stored point ids and the embedding model of each.
-
-        One scroll for all chapters. A few chapters are selected by a filter; many are
-        bucketed here from an unfiltered scroll, since local mode checks a filter against
-        every point in Python (a per-chapter or many-valued filter turns quadratic).
-        """
+        """For each chapter slug: its stored point ids and the embedding model of each."""
         found: dict[str, dict[str, object]] = {slug: {} for slug in chapters}
-        flt = models.Filter(must=[models.FieldCondition(
-            key="chapter", match=models.MatchAny(any=list(chapters)))]) \
-            if len(chapters) <= FILTERED_SCROLL_MAX_CHAPTERS else None
-        offset: Any = None
-        while True:
-            points, offset = self.client.scroll(
-                self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
-                with_payload=["chapter", "embedding_model"], with_vectors=False)
-            for point in points:
-                payload = point.payload or {}
-                bucket = found.get(str(payload.get("chapter")))
-                if bucket is not None:
-                    bucket[str(point.id)] = payload.get("embedding_model")
-            if offset is None:
-                return found
+        for point_id, payload in self._scan(chapters):
+            bucket = found.get(str(payload.get("chapter")))
+            if bucket is not None:
+                bucket[point_id] = payload.get("embedding_model")
+        return found
 
-    def _points(self, chunks: Sequence[Chunk]) -> list[models.PointStruct]:
+    def _points(self, chunks: Sequence[Chunk]) -> list[NewPoint]:
         texts = [chunk.search_text for chunk in chunks]
         dense: list[list[float]] | None = None
         if self.embedder is not None:
@@ -207,12 +246,11 @@ class VectorStore:
                 raise StoreError(str(exc)) from exc
         points = []
         for position, chunk in enumerate(chunks):
-            vector: dict[str, Any] = {SPARSE_VECTOR: _sparse(document_vector(texts[position]))}
-            if dense is not None:
-                vector[DENSE_VECTOR] = dense[position]
-            payload = chunk.payload()
+            payload: dict[str, object] = dict(chunk.payload())
             payload["embedding_model"] = self.embedding_model
-            points.append(models.PointStruct(id=chunk.id, vector=vector, payload=payload))
+            points.append(NewPoint(id=chunk.id, sparse=document_vector(texts[position]),
+                                   dense=dense[position] if dense is not None else None,
+                                   payload=payload))
         return points
 
     def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
@@ -226,24 +264,20 @@ class VectorStore:
         chapters = load_chapters(path)
         self.ensure_collection(recreate_if_mismatched=True)
         report = IngestReport(chapters=len(chapters))
-        with self._lock:
+        with self._guard:
             stored = self._existing([chapter.slug for chapter in chapters])
         for chapter in chapters:
             chunks = chunk_chapter(chapter)
             existing = stored[chapter.slug]
-            with self._lock:
+            with self._guard:
                 fresh = [c for c in chunks
                          if existing.get(c.id, _ABSENT) != self.embedding_model]
                 for start in range(0, len(fresh), UPSERT_BATCH):
-                    self.client.upsert(self.collection,
-                                       points=self._points(fresh[start : start + UPSERT_BATCH]),
-                                       wait=True)
+                    self._upsert(self._points(fresh[start : start + UPSERT_BATCH]))
                 current = {c.id for c in chunks}
-                gone: list[models.ExtendedPointId] = [i for i in existing if i not in current]
+                gone = [i for i in existing if i not in current]
                 if gone:  # after the upsert: a section is never briefly missing
-                    self.client.delete(self.collection,
-                                       points_selector=models.PointIdsList(points=gone),
-                                       wait=True)
+                    self._delete(gone)
             report.chunks += len(chunks)
             report.added += len(fresh)
             report.unchanged += len(chunks) - len(fresh)
@@ -254,16 +288,9 @@ class VectorStore:
         report.seconds = time.perf_counter() - started
         return report
 
-    # --- search -------------------------------------------------------------------------
+    # --- search ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _filter(module: str | None, chapter: str | None) -> models.Filter | None:
-        conditions: list[models.Condition] = [
-            models.FieldCondition(key=key, match=models.MatchValue(value=value))
-            for key, value in (("module", module), ("chapter", chapter)) if value]
-        return models.Filter(must=conditions) if conditions else None
-
-    def _query_dense(self, query: str, layout: _Layout) -> list[float] | None:
+    def _query_dense(self, query: str, layout: Layout) -> list[float] | None:
         """The query's embedding when hybrid search is possible, else None (BM25 alone)."""
         if self.embedder is None or layout.dense_size is None:
             return None
@@ -281,68 +308,45 @@ class VectorStore:
     def search(self, query: str, *, limit: int, module: str | None = None,
                chapter: str | None = None) -> list[Passage]:
         """The best `limit` passages for `query`, optionally within one module/chapter."""
-        with self._lock:
+        with self._guard:
             try:
                 layout = self._layout_cached()
+            except StoreError:
+                raise
             except Exception as exc:
                 raise StoreError(f"qdrant unreachable: {type(exc).__name__}: {exc}") from exc
             if layout is None:
                 raise StoreError(f"collection {self.collection!r} is missing: run "
                                  "`textbook ingest`")
-            flt = self._filter(module, chapter)
             sparse = query_vector(query)
             dense = self._query_dense(query, layout)
+            if dense is None and not sparse:
+                return []  # only stopwords and no embeddings: nothing to match on
+            request = Query(sparse=sparse or None, dense=dense, module=module or None,
+                            chapter=chapter or None, limit=limit,
+                            depth=max(MIN_PREFETCH, limit * PREFETCH_FACTOR))
             try:
-                if dense is not None:
-                    depth = max(MIN_PREFETCH, limit * PREFETCH_FACTOR)
-                    prefetch = [models.Prefetch(query=dense, using=DENSE_VECTOR, filter=flt,
-                                                limit=depth)]
-                    if sparse:
-                        prefetch.append(models.Prefetch(query=_sparse(sparse),
-                                                        using=SPARSE_VECTOR, filter=flt,
-                                                        limit=depth))
-                    response = self.client.query_points(
-                        self.collection, prefetch=prefetch,
-                        query=models.FusionQuery(fusion=models.Fusion.RRF),
-                        query_filter=flt, limit=limit, with_payload=True)
-                elif sparse:
-                    response = self.client.query_points(
-                        self.collection, query=_sparse(sparse), using=SPARSE_VECTOR,
-                        query_filter=flt, limit=limit, with_payload=True)
-                else:
-                    return []  # only stopwords and no embeddings: nothing to match on
+                return self._query(request)
             except Exception as exc:
                 self._layout = None  # the collection may have been recreated elsewhere
                 raise StoreError(f"search failed: {type(exc).__name__}: {exc}") from exc
-        return [self._passage(point) for point in response.points]
-
-    @staticmethod
-    def _passage(point: models.ScoredPoint) -> Passage:
-        payload = point.payload or {}
-        return Passage(chunk_id=str(point.id), module=str(payload.get("module", "")),
-                       chapter=str(payload.get("chapter", "")),
-                       chapter_title=str(payload.get("chapter_title", "")),
-                       section=str(payload.get("section", "")),
-                       anchor=str(payload.get("anchor", "")),
-                       text=str(payload.get("text", "")), score=float(point.score))
 
     @property
     def hybrid(self) -> bool:
         """Whether searches fuse dense and sparse results (embeddings configured and stored)."""
-        with self._lock:
+        with self._guard:
             layout = self._layout_cached()
         return self.embedder is not None and layout is not None and layout.dense_size is not None
 
-    # --- health -------------------------------------------------------------------------
+    # --- health and maintenance --------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
         """(True, detail) when Qdrant answers and the collection holds chunks."""
         try:
-            with self._lock:
+            with self._guard:
                 layout = self._read_layout()
                 self._layout = layout
-                points = self.client.count(self.collection, exact=False).count if layout \
-                    else 0
+                points = self._count() if layout else 0
         except Exception as exc:
             return False, f"qdrant unreachable: {type(exc).__name__}"
         if layout is None:
@@ -350,32 +354,54 @@ class VectorStore:
         if points == 0:
             return False, f"collection {self.collection!r} is empty: run `textbook ingest`"
         mode = "hybrid" if self.embedder is not None and layout.dense_size else "bm25"
-        detail = f"collection {self.collection!r}: {points} chunks, {mode} search"
+        detail = f"collection {self.collection!r} ({self.engine}): {points} chunks, {mode} search"
         if self.embedder is not None and layout.dense_size is None:
             detail += " (embeddings configured but not stored: re-run `textbook ingest`)"
         return True, detail
 
     def count(self) -> int:
-        with self._lock:
-            if not self.client.collection_exists(self.collection):
-                return 0
-            return int(self.client.count(self.collection, exact=True).count)
+        with self._guard:
+            return self._count()
 
     def chunk_ids(self) -> set[str]:
         """Every stored point id (tests and maintenance)."""
-        ids: set[str] = set()
-        offset: Any = None
-        with self._lock:
-            while True:
-                points, offset = self.client.scroll(self.collection, limit=SCROLL_PAGE,
-                                                    offset=offset, with_payload=False,
-                                                    with_vectors=False)
-                ids.update(str(point.id) for point in points)
-                if offset is None:
-                    return ids
+        with self._guard:
+            return self._ids()
 
     def close(self) -> None:
-        with self._lock:
-            self.client.close()
+        with self._guard:
+            self._close()
         if self.embedder is not None:
             self.embedder.close()
+
+
+def make_store(settings: Settings) -> ChunkStore:
+    """The store the settings ask for; StoreError when it cannot be opened."""
+    # Imported here: each engine loads only its own library (qdrant-client takes ~0.5 s).
+    if settings.qdrant_url is not None:
+        from textbook.rag.store_server import ServerStore
+
+        return ServerStore(settings)
+    from textbook.rag.store_edge import EdgeStore
+
+    return EdgeStore(settings)
+
+
+def open_store(settings: Settings) -> Store | None:
+    """The vector store, or None (readiness then reports why) when it cannot be opened."""
+    try:
+        return make_store(settings)
+    except Exception:
+        log.exception("vector store could not be opened")
+        return None
+
+
+def check_store(store: Store | None) -> Component:
+    """Readiness of the vector store (GET /api/v1/health, `textbook check`)."""
+    if store is None:
+        return Component(False, "vector store not opened")
+    try:
+        ok, detail = store.ready()
+    except Exception as exc:
+        return Component(False, f"unreachable: {type(exc).__name__}: {str(exc)[:200]}")
+    return Component(ok, detail)

@@ -13,7 +13,7 @@ from llm_server import FakeOpenAI
 from sqlalchemy import create_engine, func, select
 
 from textbook.models import ChatMessage, ChatSession
-from textbook.rag.store import VectorStore
+from textbook.rag.store import ChunkStore
 from textbook.rag.types import Passage
 
 QUESTION = "What does a QoS reliability policy control?"
@@ -48,7 +48,7 @@ def test_extractive_answer_without_llm_key(client: TestClient) -> None:
 
 
 def test_llm_prompt_carries_the_retrieved_passages(
-    llm_client: TestClient, llm: FakeOpenAI, textbook_store: VectorStore
+    llm_client: TestClient, llm: FakeOpenAI, textbook_store: ChunkStore
 ) -> None:
     headers = auth_headers(llm_client)
     response = llm_client.post("/api/v1/chat", json={"question": QUESTION}, headers=headers)

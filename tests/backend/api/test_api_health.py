@@ -76,9 +76,9 @@ def test_real_store_without_collection_is_not_ready(
 ) -> None:
     from apitest import make_settings
 
-    from textbook.rag.store import VectorStore
+    from textbook.rag.store import make_store
 
-    store = VectorStore(make_settings(tmp_path / "fresh"))
+    store = make_store(make_settings(tmp_path / "fresh"))
     try:
         client = make_client(database_url=sqlite_url, store=store)
         response = client.get("/api/v1/health")

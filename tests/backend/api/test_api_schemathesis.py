@@ -22,14 +22,14 @@ from textbook.core.db import make_engine
 from textbook.core.migrate import upgrade
 from textbook.main import create_app
 from textbook.models import User
-from textbook.rag.store import VectorStore
+from textbook.rag.store import ChunkStore
 
 MAX_EXAMPLES = 20
 
 
 @pytest.fixture(scope="module")
 def live_api(
-    tmp_path_factory: pytest.TempPathFactory, textbook_store: VectorStore, _llm_server: FakeOpenAI
+    tmp_path_factory: pytest.TempPathFactory, textbook_store: ChunkStore, _llm_server: FakeOpenAI
 ) -> Iterator[dict[str, Any]]:
     data_dir: Path = tmp_path_factory.mktemp("schemathesis")
     url = f"sqlite:///{data_dir / 'api.db'}"

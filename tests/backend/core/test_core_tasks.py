@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from textbook.core.tasks import TASK_NAME_PREFIX, name_tasks_without_printf
 from textbook.main import create_app
-from textbook.rag.store import VectorStore
+from textbook.rag.store import ChunkStore
 
 OLD_PYTHON = (3, 11)
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
@@ -69,7 +69,7 @@ def test_nothing_changes_on_python_3_12_and_later() -> None:
 
 
 def test_the_app_names_request_tasks_while_it_runs(
-    tmp_path: Path, textbook_store: VectorStore
+    tmp_path: Path, textbook_store: ChunkStore
 ) -> None:
     settings = make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     app = create_app(settings, store=textbook_store)

@@ -1,19 +1,34 @@
-"""Fixtures for the retrieval tests: fixture chapters copied to tmp_path, local-mode settings."""
+"""Fixtures for the retrieval tests: fixture chapters copied to tmp_path, embedded (Qdrant Edge)
+settings, the lab's Qdrant stand-in as a server, and `engine_settings` for tests that run
+against both engines."""
 
 from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
-from rag_helpers import FIXTURE_CHAPTERS, FakeEmbeddingsServer, embeddings_app
+import yaml
+from rag_helpers import (
+    FIXTURE_CHAPTERS,
+    STANDIN_API_KEY,
+    FakeEmbeddingsServer,
+    embeddings_app,
+    server_settings,
+)
 
 from textbook.core.config import Settings
+
+STANDIN = Path(__file__).resolve().parents[3] / "labstandins" / "qdrant" / "qdrant_labstandin.py"
+ENGINES = ("edge", "server")
 
 
 @pytest.fixture
@@ -26,7 +41,7 @@ def chapters_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sparse_settings(tmp_path: Path, chapters_dir: Path) -> Settings:
-    """Qdrant local mode under tmp_path, no embeddings provider: the sparse-only path."""
+    """Embedded Qdrant (Edge) under tmp_path, no embeddings provider: the sparse-only path."""
     return Settings(_env_file=None, qdrant_url=None, qdrant_path=tmp_path / "qdrant",
                     qdrant_collection="test_textbook", content_path=chapters_dir,
                     embedding_provider="none", llm_provider="none")
@@ -75,3 +90,59 @@ def hybrid_settings(tmp_path: Path, chapters_dir: Path, embeddings_server: FakeE
                     llm_max_retries=0, llm_timeout_seconds=10)
 
 
+
+
+@pytest.fixture(scope="session")
+def qdrant_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The lab's Qdrant stand-in (Qdrant Edge behind Qdrant's REST API) on a loopback port."""
+    if not STANDIN.exists():
+        pytest.skip("labstandins/qdrant is not in this checkout")
+    root = tmp_path_factory.mktemp("qdrant-server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "service": {"host": "127.0.0.1", "http_port": port, "api_key": STANDIN_API_KEY},
+        "storage": {"storage_path": str(root / "storage")}, "telemetry_disabled": True}))
+    proc = subprocess.Popen([sys.executable, str(STANDIN), "--config-path", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"qdrant stand-in exited with {proc.returncode}: {out}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("qdrant stand-in not ready in 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn: "edge" (embedded) and "server" (qdrant-client over REST)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def engine_settings(engine: str, sparse_settings: Settings,
+                    request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """`sparse_settings` for the engine under test; the server collection is dropped after."""
+    if engine == "edge":
+        yield sparse_settings
+        return
+    url = request.getfixturevalue("qdrant_url")
+    settings = server_settings(sparse_settings, url, f"t_{request.node.name}")
+    yield settings
+    httpx.delete(f"{url}/collections/{settings.qdrant_collection}",
+                 headers={"api-key": STANDIN_API_KEY}, timeout=10)

@@ -1,22 +1,32 @@
 """Helpers shared by the retrieval tests (imported as `rag_helpers`; fixtures live in
-conftest.py): fixture paths, a loopback OpenAI-compatible embeddings server, call spies."""
+conftest.py): fixture paths, a loopback OpenAI-compatible embeddings server, call spies, and
+looks into either engine's storage (what it stored, its indexes, the queries it ran)."""
 
 from __future__ import annotations
 
 import base64
 import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import qdrant_edge as edge
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+from qdrant_client import models
 
+from textbook.core.config import Settings
 from textbook.rag.sparse import tokenize
+from textbook.rag.store import ChunkStore
+from textbook.rag.store_edge import EdgeStore
+from textbook.rag.store_server import ServerStore
 
 FIXTURE_CHAPTERS = Path(__file__).parent / "fixtures" / "chapters"
+STANDIN_API_KEY = "rag-test-key-not-a-secret-0123456789"
 
 
 # --- a local OpenAI-compatible embeddings server ------------------------------------------
@@ -79,3 +89,103 @@ def spy_calls(target: object, method: str) -> list[dict[str, Any]]:
 
     setattr(target, method, recording)
     return calls
+
+
+# --- looking into either engine -------------------------------------------------------------
+
+
+def stored_point(store: ChunkStore, point_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(named vectors, payload) of one stored point, as the engine holds them."""
+    if isinstance(store, EdgeStore):
+        assert store.shard is not None
+        record = store.shard.retrieve([point_id], with_payload=True, with_vector=True)[0]
+    else:
+        assert isinstance(store, ServerStore)
+        record = store.client.retrieve(store.collection, [point_id], with_vectors=True,
+                                       with_payload=True)[0]
+    assert isinstance(record.vector, dict)
+    return dict(record.vector), dict(record.payload or {})
+
+
+def keyword_indexes(store: ChunkStore) -> set[str]:
+    """The payload fields the engine reports a keyword index on."""
+    if isinstance(store, EdgeStore):
+        assert store.shard is not None
+        return {field for field, info in store.shard.info().payload_schema.items()
+                if info.data_type == edge.PayloadSchemaType.Keyword}
+    assert isinstance(store, ServerStore)
+    schema = store.client.get_collection(store.collection).payload_schema or {}
+    return {field for field, info in schema.items()
+            if info.data_type == models.PayloadSchemaType.KEYWORD}
+
+
+@dataclass
+class EngineQuery:
+    """One query as the engine received it."""
+
+    fusion: str | None  # "rrf" when prefetches are fused
+    using: list[str]  # the vectors searched (one per prefetch, or the single one)
+    filtered: list[bool]  # per prefetch (or the single query): whether it has a filter
+
+
+class _RecordingShard:
+    def __init__(self, shard: edge.EdgeShard, queries: list[EngineQuery]) -> None:
+        self._shard = shard
+        self._queries = queries
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shard, name)
+
+    def query(self, request: edge.QueryRequest) -> Any:
+        if request.prefetches:
+            self._queries.append(EngineQuery(
+                fusion="rrf" if isinstance(request.query, edge.Fusion.Rrf) else None,
+                using=[_edge_using(p.query) for p in request.prefetches],
+                filtered=[p.filter is not None for p in request.prefetches]))
+        else:
+            self._queries.append(EngineQuery(fusion=None, using=[_edge_using(request.query)],
+                                             filtered=[request.filter is not None]))
+        return self._shard.query(request)
+
+
+def _edge_using(query: Any) -> str:
+    # Query.Nearest(vector, using=...) prints as Nearest(..., using: Some("bm25")) or similar;
+    # the name is the one quoted word in its repr that is a vector name.
+    text = repr(query)
+    return next(name for name in ("dense", "bm25") if f'"{name}"' in text)
+
+
+def record_queries(store: ChunkStore) -> list[EngineQuery]:
+    """Record the queries the engine runs from now on (search still runs them)."""
+    queries: list[EngineQuery] = []
+    if isinstance(store, EdgeStore):
+        assert store.shard is not None
+        store.shard = _RecordingShard(store.shard, queries)  # type: ignore[assignment]
+        return queries
+    assert isinstance(store, ServerStore)
+    original = store.client.query_points
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        prefetch = kwargs.get("prefetch")
+        if prefetch:
+            fusion = kwargs["query"]
+            queries.append(EngineQuery(
+                fusion="rrf" if isinstance(fusion, models.FusionQuery)
+                and fusion.fusion == models.Fusion.RRF else None,
+                using=[p.using for p in prefetch], filtered=[p.filter is not None
+                                                             for p in prefetch]))
+        else:
+            queries.append(EngineQuery(fusion=None, using=[kwargs["using"]],
+                                       filtered=[kwargs.get("query_filter") is not None]))
+        return original(*args, **kwargs)
+
+    store.client.query_points = recording  # type: ignore[method-assign]
+    return queries
+
+
+def server_settings(settings: Settings, url: str, collection: str) -> Settings:
+    """`settings` pointed at the stand-in, in a collection of the test's own."""
+    return settings.model_copy(update={
+        "qdrant_url": url, "qdrant_path": None,
+        "qdrant_collection": re.sub(r"\W", "_", collection)[:60],
+        "qdrant_api_key": SecretStr(STANDIN_API_KEY)})

@@ -1,4 +1,5 @@
-"""VectorStore in Qdrant's local mode, BM25 only: idempotent ingest, deletion, filters."""
+"""The store on both engines (Qdrant Edge embedded, a Qdrant server over REST), BM25 only:
+idempotent ingest, deletion, filters, readiness."""
 
 from __future__ import annotations
 
@@ -8,37 +9,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qdrant_client import models
-from rag_helpers import spy_calls
+from rag_helpers import keyword_indexes, spy_calls
 
 from textbook.core.config import Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
-from textbook.rag.store import (
-    FILTERED_SCROLL_MAX_CHAPTERS,
-    INDEXED_FIELDS,
-    SPARSE_VECTOR,
-    StoreError,
-    VectorStore,
-)
+from textbook.rag.store import INDEXED_FIELDS, ChunkStore, Layout, StoreError, make_store
+from textbook.rag.store_server import ServerStore
 
 MODULE_2 = "Module 2: The Digital Twin"
 
+# the server engine talks plain HTTP to the stand-in on loopback
+pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
 
 @pytest.fixture
-def store(sparse_settings: Settings) -> Iterator[VectorStore]:
-    vector_store = VectorStore(sparse_settings)
+def store(engine_settings: Settings) -> Iterator[ChunkStore]:
+    vector_store = make_store(engine_settings)
     yield vector_store
     vector_store.close()
 
 
 @pytest.fixture
-def ingested(store: VectorStore, chapters_dir: Path) -> VectorStore:
+def ingested(store: ChunkStore, chapters_dir: Path) -> ChunkStore:
     store.ingest(chapters_dir)
     return store
 
 
-def test_ready_reports_missing_then_ready(store: VectorStore, chapters_dir: Path) -> None:
+def test_ready_reports_missing_then_ready(store: ChunkStore, chapters_dir: Path) -> None:
     ok, detail = store.ready()
     assert not ok and "missing" in detail
     with pytest.raises(StoreError, match="missing"):
@@ -48,15 +45,13 @@ def test_ready_reports_missing_then_ready(store: VectorStore, chapters_dir: Path
     assert ok and "bm25" in detail, detail
 
 
-def test_collection_has_bm25_with_idf_and_no_dense(ingested: VectorStore) -> None:
-    params = ingested.client.get_collection(ingested.collection).config.params
-    assert params.sparse_vectors is not None
-    assert params.sparse_vectors[SPARSE_VECTOR].modifier == models.Modifier.IDF
-    assert not params.vectors  # no embeddings configured: no dense vector
+def test_collection_has_bm25_with_idf_and_no_dense(ingested: ChunkStore) -> None:
+    # no embeddings configured: no dense vector
+    assert ingested.layout() == Layout(sparse_ok=True, dense_size=None)
     assert not ingested.hybrid
 
 
-def test_ingest_twice_writes_nothing_the_second_time(store: VectorStore,
+def test_ingest_twice_writes_nothing_the_second_time(store: ChunkStore,
                                                      chapters_dir: Path) -> None:
     expected = len(chunk_chapters(load_chapters(chapters_dir)))
     messages: list[str] = []
@@ -67,14 +62,14 @@ def test_ingest_twice_writes_nothing_the_second_time(store: VectorStore,
     assert re.search(r"\d+ chunks, \d+ added, 0 unchanged, 0 deleted", messages[0])
     ids = store.chunk_ids()
 
-    upserts = spy_calls(store.client, "upsert")
+    upserts = spy_calls(store, "_upsert")
     second = store.ingest(chapters_dir)
     assert (second.added, second.unchanged, second.deleted) == (0, expected, 0)
     assert upserts == []
     assert store.count() == expected and store.chunk_ids() == ids
 
 
-def test_removed_section_is_deleted_on_reingest(ingested: VectorStore,
+def test_removed_section_is_deleted_on_reingest(ingested: ChunkStore,
                                                 chapters_dir: Path) -> None:
     source = chapters_dir / "01-nervous-system.md"
     before = {c.id: c.anchor for c in chunk_chapters(load_chapters(chapters_dir))}
@@ -93,7 +88,7 @@ def test_removed_section_is_deleted_on_reingest(ingested: VectorStore,
                                                                  limit=10))
 
 
-def test_edited_section_replaces_its_chunk(ingested: VectorStore, chapters_dir: Path) -> None:
+def test_edited_section_replaces_its_chunk(ingested: ChunkStore, chapters_dir: Path) -> None:
     source = chapters_dir / "02-digital-twin.md"
     text = source.read_text(encoding="utf-8")
     source.write_text(text.replace("Gazebo ships several physics engines.",
@@ -104,7 +99,7 @@ def test_edited_section_replaces_its_chunk(ingested: VectorStore, chapters_dir: 
     assert "DART" in ingested.search("DART physics engine", limit=1)[0].text
 
 
-def test_ingesting_one_chapter_leaves_the_others(ingested: VectorStore,
+def test_ingesting_one_chapter_leaves_the_others(ingested: ChunkStore,
                                                  chapters_dir: Path) -> None:
     total = ingested.count()
     report = ingested.ingest(chapters_dir / "02-digital-twin.md")
@@ -112,7 +107,7 @@ def test_ingesting_one_chapter_leaves_the_others(ingested: VectorStore,
     assert ingested.count() == total
 
 
-def test_qos_question_finds_the_qos_section(ingested: VectorStore) -> None:
+def test_qos_question_finds_the_qos_section(ingested: ChunkStore) -> None:
     passages = ingested.search("What is a QoS profile", limit=3)
     assert passages[0].anchor == "quality-of-service"
     top = passages[0]
@@ -124,7 +119,7 @@ def test_qos_question_finds_the_qos_section(ingested: VectorStore) -> None:
         (p.score for p in passages), reverse=True)
 
 
-def test_module_and_chapter_filters_restrict_results(ingested: VectorStore) -> None:
+def test_module_and_chapter_filters_restrict_results(ingested: ChunkStore) -> None:
     query = "ROS 2 sensors messages simulation"
     unfiltered = {p.chapter for p in ingested.search(query, limit=10)}
     assert unfiltered == {"ros2-basics", "gazebo-simulation"}
@@ -135,36 +130,16 @@ def test_module_and_chapter_filters_restrict_results(ingested: VectorStore) -> N
     assert ingested.search(query, limit=10, module=MODULE_2, chapter="ros2-basics") == []
 
 
-def test_stopword_only_query_returns_nothing(ingested: VectorStore) -> None:
+def test_stopword_only_query_returns_nothing(ingested: ChunkStore) -> None:
     assert ingested.search("what is the", limit=5) == []
 
 
-def test_payload_indexes_on_module_and_chapter(sparse_settings: Settings) -> None:
-    """Keyword indexes are requested; Qdrant's server reports them in payload_schema.
-
-    Local mode accepts the request but reports an empty payload_schema (it has no payload
-    indexes), so here the requests themselves are checked, and the schema when non-empty.
-    """
-    store = VectorStore(sparse_settings)
-    calls = spy_calls(store.client, "create_payload_index")
-    try:
-        store.ensure_collection()
-        assert {c["field_name"]: c["field_schema"] for c in calls} == {
-            field: models.PayloadSchemaType.KEYWORD for field in INDEXED_FIELDS}
-        schema = store.client.get_collection(store.collection).payload_schema
-        for field in INDEXED_FIELDS if schema else ():
-            assert schema[field].data_type == models.PayloadSchemaType.KEYWORD
-    finally:
-        store.close()
+def test_payload_indexes_on_module_and_chapter(store: ChunkStore) -> None:
+    store.ensure_collection()
+    assert keyword_indexes(store) == set(INDEXED_FIELDS)
 
 
-def test_local_mode_allows_one_client_per_path(store: VectorStore,
-                                               sparse_settings: Settings) -> None:
-    with pytest.raises(StoreError, match="one process per QDRANT_PATH"):
-        VectorStore(sparse_settings)
-
-
-def test_bad_chapter_fails_before_writing(store: VectorStore, chapters_dir: Path) -> None:
+def test_bad_chapter_fails_before_writing(store: ChunkStore, chapters_dir: Path) -> None:
     (chapters_dir / "03-broken.md").write_text("# no front matter\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"03-broken\.md"):
         store.ingest(chapters_dir)
@@ -176,10 +151,10 @@ def test_unreachable_server_is_not_ready(sparse_settings: Settings) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    store = VectorStore(sparse_settings.model_copy(update={
+    store = make_store(sparse_settings.model_copy(update={
         "qdrant_url": f"http://127.0.0.1:{port}", "qdrant_path": None}))
     try:
-        assert not store.local
+        assert isinstance(store, ServerStore)
         ok, detail = store.ready()
         assert not ok and detail.startswith("qdrant unreachable")
         with pytest.raises(StoreError, match="qdrant unreachable"):
@@ -198,10 +173,10 @@ def _many_chapters(target: Path, count: int) -> Path:
     return target
 
 
-def test_many_chapters_reingest_and_leave_other_chapters(ingested: VectorStore,
+def test_many_chapters_reingest_and_leave_other_chapters(ingested: ChunkStore,
                                                          tmp_path: Path) -> None:
-    """More chapters than FILTERED_SCROLL_MAX_CHAPTERS: the unfiltered bookkeeping path."""
-    count = FILTERED_SCROLL_MAX_CHAPTERS + 2
+    """Ten chapters at once: bookkeeping over many chapters leaves the others alone."""
+    count = 10
     fixture_ids = ingested.chunk_ids()
     extra = _many_chapters(tmp_path / "extra", count)
     first = ingested.ingest(extra)

@@ -7,9 +7,18 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from textbook.api.schemas import ComponentStatus, HealthResponse
-from textbook.core.readiness import check_all
+from textbook.core.readiness import Component, check_database
+from textbook.rag.store import Store, check_store
 
 router = APIRouter(tags=["health"])
+
+
+def check_all(request: Request) -> dict[str, Component]:
+    store: Store | None = getattr(request.app.state, "store", None)
+    return {
+        "database": check_database(request.app.state.engine),
+        "vector_store": check_store(store),
+    }
 
 
 @router.get(
@@ -19,9 +28,7 @@ router = APIRouter(tags=["health"])
 )
 async def readiness(request: Request) -> JSONResponse:
     """200 when the database is at the migration head and the collection exists, else 503."""
-    components = await run_in_threadpool(
-        check_all, request.app.state.engine, getattr(request.app.state, "store", None)
-    )
+    components = await run_in_threadpool(check_all, request)
     ok = all(c.ok for c in components.values())
     body = HealthResponse(
         status="ok" if ok else "unavailable",
