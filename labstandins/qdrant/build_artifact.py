@@ -22,8 +22,9 @@ HERE = Path(__file__).resolve().parent
 NOTICE = b"""This is the Qdrant LAB STAND-IN, not Qdrant.
 
 `qdrant` here is a Python program (labstandins/qdrant/qdrant_labstandin.py in the textbook
-repository) that serves a subset of Qdrant's REST API on top of qdrant-client's local mode. It
-needs /opt/qdrant-labstandin/venv (roles/qdrant creates it when qdrant_labstandin is true).
+repository) that serves a subset of Qdrant's REST API on top of Qdrant Edge (qdrant-edge-py,
+Qdrant's engine as an in-process library). It needs /opt/qdrant-labstandin/venv (roles/qdrant
+creates it when qdrant_labstandin is true).
 Production installs Qdrant's real release binary, verified by its sha256.
 """
 

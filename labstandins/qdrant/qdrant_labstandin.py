@@ -21,6 +21,7 @@ binary; see roles/qdrant/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import hmac
 import io
@@ -113,6 +114,12 @@ class FileResponse:
         self.path = path
 
 
+@functools.cache
+def adapter(model_type: Any) -> TypeAdapter[Any]:
+    """Building an adapter costs more than validating a body with it: one per model."""
+    return TypeAdapter(model_type)
+
+
 class Request:
     """One parsed HTTP request: path parameters, query string, JSON body or uploaded file."""
 
@@ -126,7 +133,7 @@ class Request:
     def model(self, model_type: Any) -> Any:
         """Validate the JSON body against one of qdrant-client's REST models."""
         try:
-            return TypeAdapter(model_type).validate_python(self.body)
+            return adapter(model_type).validate_python(self.body)
         except ValidationError as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"Format error in JSON body: {exc}") from exc
 

@@ -6,6 +6,7 @@ on a loopback port, with a config.yaml shaped like the one roles/qdrant renders.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 import sys
@@ -257,3 +258,80 @@ def test_refuses_cluster_mode(tmp_path: Path) -> None:
     assert proc.wait(timeout=30) == 2
     assert proc.stdout is not None
     assert b"cluster mode" in proc.stdout.read()
+
+
+def test_snapshots_create_list_download_recover_and_upload(
+    server: tuple[str, Path, subprocess.Popen[bytes]], client: QdrantClient, tmp_path: Path
+) -> None:
+    url = server[0]
+    headers = {"api-key": API_KEY}
+    make_collection(client)
+    snapshot = client.create_snapshot("chunks")
+    assert snapshot is not None and snapshot.name.endswith(".snapshot") and snapshot.size > 0
+    assert [s.name for s in client.list_snapshots("chunks")] == [snapshot.name]
+
+    download = httpx.get(f"{url}/collections/chunks/snapshots/{snapshot.name}", headers=headers)
+    assert download.status_code == 200
+    assert hashlib.sha256(download.content).hexdigest() == snapshot.checksum
+
+    # recover from the file in the snapshots path undoes later changes
+    client.delete("chunks", points_selector=models.PointIdsList(points=[1, 2, 3]), wait=True)
+    assert client.count("chunks").count == 1
+    on_disk = tmp_path / "snap" / "chunks" / snapshot.name
+    assert client.recover_snapshot("chunks", location=on_disk.as_uri())
+    assert client.count("chunks").count == 4
+    hits = client.query_points(
+        "chunks", query=models.SparseVector(indices=[9], values=[1.0]), using="sparse", limit=5
+    )
+    assert [p.id for p in hits.points] == [3, 4]
+
+    # an uploaded snapshot becomes a collection of its own, indexes included
+    upload = httpx.post(
+        f"{url}/collections/restored/snapshots/upload",
+        headers=headers,
+        files={"snapshot": (snapshot.name, download.content)},
+        params={"checksum": snapshot.checksum},
+    )
+    assert upload.status_code == 200, upload.text
+    assert client.count("restored").count == 4
+    info = client.get_collection("restored")
+    assert info.payload_schema["chapter"].data_type == models.PayloadSchemaType.KEYWORD
+
+    assert client.delete_snapshot("chunks", snapshot.name)
+    assert client.list_snapshots("chunks") == []
+
+
+def test_bad_snapshots_are_refused_and_change_nothing(
+    server: tuple[str, Path, subprocess.Popen[bytes]], client: QdrantClient, tmp_path: Path
+) -> None:
+    url = server[0]
+    headers = {"api-key": API_KEY}
+    make_collection(client)
+    garbage = httpx.post(
+        f"{url}/collections/chunks/snapshots/upload",
+        headers=headers,
+        files={"snapshot": ("x.snapshot", b"not a tar archive")},
+    )
+    assert garbage.status_code == 400 and "snapshot" in garbage.json()["status"]["error"]
+    snapshot = client.create_snapshot("chunks")
+    assert snapshot is not None
+    mismatch = httpx.put(
+        f"{url}/collections/chunks/snapshots/recover",
+        headers=headers,
+        json={
+            "location": (tmp_path / "snap" / "chunks" / snapshot.name).as_uri(),
+            "checksum": "0" * 64,
+        },
+    )
+    assert mismatch.status_code == 400 and "checksum" in mismatch.json()["status"]["error"]
+    outside = tmp_path / "elsewhere.snapshot"
+    outside.write_bytes(b"x")
+    refused = httpx.put(
+        f"{url}/collections/chunks/snapshots/recover",
+        headers=headers,
+        json={"location": outside.as_uri()},
+    )
+    assert refused.status_code == 404
+    assert client.count("chunks").count == 4  # untouched by the three refusals
+    missing = httpx.get(f"{url}/collections/chunks/snapshots/nope.snapshot", headers=headers)
+    assert missing.status_code == 404
