@@ -1,32 +1,57 @@
-"""Retrieval benchmark: ingest throughput, search latency at ~10k chunks, extractive answers.
+"""Retrieval benchmark: the embedded default (Qdrant Edge) at 10k and 100k chunks, and the
+same engine work on qdrant-client's local mode (the embedded default before Qdrant Edge).
 
 The corpus is the sample textbook scaled up: each chapter is copied N times with its own
 slug, chapter number and module, and a share of its prose words varied per copy, so the
-copies are distinct chunks with a growing vocabulary rather than duplicates.
+copies are distinct chunks with a growing vocabulary rather than duplicates. BM25 only (the
+lab has no embeddings provider). For each size:
 
-    python bench/rag.py [--target-chunks 10000] [--searches 40] [--answers 1000]
+* store: `textbook ingest`'s path (parse, chunk, BM25 vectors, upsert) timed as throughput,
+  an unchanged re-ingest, and `store.search` p50/p95 inside the process (what a request
+  spends in the store), unfiltered and with a chapter filter;
+* api: `textbook serve` (gunicorn, one worker) over that store, `GET /api/v1/search` timed by
+  a keep-alive client on loopback, one request at a time, and the worker's resident memory;
+* engines: the same stored points upserted into a fresh Qdrant Edge shard and into
+  qdrant-client's local mode, and the same query vectors searched on each, each engine in a
+  process of its own so its memory is its own. Local mode is brute force in Python: above
+  --local-max-chunks it is skipped, and it runs at most --local-searches queries.
 
-Runs against Qdrant's local (embedded) mode with BM25 only, as the lab has no embeddings
-provider; set QDRANT_URL to measure a Qdrant server instead (a throwaway collection is used
-and dropped).
+    python bench/rag.py [--sizes 10000,100000] [--searches 300] [--api-requests 300]
+                        [--local-max-chunks 10000] [--local-searches 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import pickle
 import random
 import re
+import resource
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from _report import latency_summary, stopwatch, write_report
 
 from textbook.core.config import SAMPLE_CONTENT_DIR, Settings
 from textbook.rag.answer import compose_extractive_answer
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import iter_markdown_lines, load_chapters
-from textbook.rag.store import VectorStore
+from textbook.rag.sparse import query_vector
+from textbook.rag.store import make_store
+from textbook.rag.store_edge import EdgeStore
+
+COLLECTION = "bench_textbook"
+BOOT_TIMEOUT_SECONDS = 120
+
 
 QUERIES = [
     "What is a QoS profile?",
@@ -99,90 +124,313 @@ def build_corpus(target: Path, target_chunks: int) -> int:
     return copies
 
 
-def measure(corpus: Path, storage: Path, searches: int, answers: int,
-            filter_chapter: str) -> dict[str, object]:
-    """Ingest `corpus` twice, then time searches and extractive answers."""
-    with stopwatch() as parse:
-        chunk_count = len(chunk_chapters(load_chapters(corpus)))
-    settings = Settings(_env_file=None, qdrant_path=storage,
-                        qdrant_collection="bench_textbook", embedding_provider="none",
-                        llm_provider="none")
-    store = VectorStore(settings)
+def rss_mb(pid: int | str = "self") -> dict[str, float]:
+    """Resident memory now and at its peak (VmRSS, VmHWM) of a process, in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
+
+
+def settings_for(storage: Path) -> Settings:
+    return Settings(_env_file=None, qdrant_path=storage, qdrant_collection=COLLECTION,
+                    embedding_provider="none", llm_provider="none")
+
+
+def measure_store(corpus: Path, storage: Path, searches: int, filter_chapter: str,
+                  reingest: bool) -> tuple[dict[str, Any], list[Any]]:
+    """Ingest and search through the store; also return the stored points for `engines`."""
+    store = make_store(settings_for(storage))
+    assert isinstance(store, EdgeStore)
     try:
-        if not store.local:
-            store.client.delete_collection(store.collection)
         first = store.ingest(corpus)
-        second = store.ingest(corpus)  # unchanged content: the idempotency scan alone
-        for query in QUERIES[:3]:  # warm-up
+        results: dict[str, Any] = {
+            "chunks": first.chunks,
+            "ingest": {"seconds": round(first.seconds, 2),
+                       "chunks_per_second": round(first.chunks / first.seconds, 1)},
+        }
+        if reingest:
+            second = store.ingest(corpus)  # unchanged content: the idempotency scan alone
+            results["reingest_unchanged"] = {"seconds": round(second.seconds, 2),
+                                             "added": second.added}
+        for query in QUERIES[:5]:  # warm-up
             store.search(query, limit=5)
-        search_times: list[float] = []
-        filtered_times: list[float] = []
+        plain: list[float] = []
+        filtered: list[float] = []
         for i in range(searches):
             query = QUERIES[i % len(QUERIES)]
             with stopwatch() as elapsed:
                 store.search(query, limit=5)
-            search_times.append(elapsed[0])
+            plain.append(elapsed[0])
             with stopwatch() as elapsed:
                 store.search(query, limit=5, chapter=filter_chapter)
-            filtered_times.append(elapsed[0])
+            filtered.append(elapsed[0])
         passages = {q: store.search(q, limit=5) for q in QUERIES}
-        answer_times: list[float] = []
-        for i in range(answers):
+        answers: list[float] = []
+        for i in range(200):
             query = QUERIES[i % len(QUERIES)]
             with stopwatch() as elapsed:
                 compose_extractive_answer(query, passages[query])
-            answer_times.append(elapsed[0])
-        stored = store.count()
-        mode = "local" if store.local else "server"
-        if not store.local:
-            store.client.delete_collection(store.collection)
+            answers.append(elapsed[0])
+        results["search"] = {"limit": 5, **latency_summary(plain)}
+        results["search_chapter_filter"] = {"limit": 5, **latency_summary(filtered)}
+        results["extractive_answer"] = {"passages": 5, **latency_summary(answers)}
+        points = stored_points(store)
     finally:
         store.close()
-    return {
-        "qdrant_mode": mode,
-        "retrieval": "bm25",
-        "corpus": {"chapters": first.chapters, "chunks": chunk_count, "stored_points": stored,
-                   "parse_and_chunk_seconds": round(parse[0], 3)},
-        "ingest": {"seconds": round(first.seconds, 3),
-                   "chunks_per_second": round(first.chunks / first.seconds, 1),
-                   "added": first.added},
-        "reingest_unchanged": {"seconds": round(second.seconds, 3), "added": second.added,
-                               "unchanged": second.unchanged},
-        "search": {"limit": 5, **latency_summary(search_times)},
-        "search_chapter_filter": {"limit": 5, **latency_summary(filtered_times)},
-        "extractive_answer": {"passages": 5, **latency_summary(answer_times)},
-    }
+    return results, points
 
 
-def run(target_chunks: int, searches: int, answers: int) -> dict[str, object]:
+def stored_points(store: EdgeStore) -> list[Any]:
+    """(id, indices, values, payload) of every stored point, for the engine comparison."""
+    import qdrant_edge as edge
+
+    assert store.shard is not None
+    points: list[Any] = []
+    offset: Any = None
+    while True:
+        records, offset = store.shard.scroll(edge.ScrollRequest(
+            offset=offset, limit=4096, with_payload=True, with_vector=["bm25"]))
+        for record in records:
+            vectors: Any = record.vector
+            sparse = vectors["bm25"]
+            points.append((str(record.id), list(sparse.indices), list(sparse.values),
+                           record.payload))
+        if offset is None:
+            return points
+
+
+# --- through the HTTP API -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def worker_pid(master: int) -> int:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(children[0])
+
+
+def measure_api(data_dir: Path, storage: Path, requests: int) -> dict[str, Any]:
+    """`textbook serve` over the ingested store; GET /api/v1/search one request at a time."""
+    port = free_port()
+    env = {**os.environ, "DATA_DIR": str(data_dir), "QDRANT_PATH": str(storage),
+           "QDRANT_COLLECTION": COLLECTION, "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "LLM_PROVIDER": "none", "EMBEDDING_PROVIDER": "none", "LOG_LEVEL": "WARNING"}
+    env.pop("QDRANT_URL", None)
+    subprocess.run([sys.executable, "-m", "textbook.cli", "migrate"], env=env, check=True,
+                   capture_output=True)
+    log = data_dir / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "textbook.cli", "serve"],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
+            while True:
+                if server.poll() is not None:
+                    raise SystemExit(f"server exited ({server.returncode}); see {log}")
+                try:
+                    if client.get("/api/v1/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"server not ready in {BOOT_TIMEOUT_SECONDS}s; see {log}")
+                time.sleep(0.2)
+            for i in range(30):  # warm-up
+                client.get("/api/v1/search", params={"q": QUERIES[i % len(QUERIES)]})
+            times: list[float] = []
+            for i in range(requests):
+                params: dict[str, str | int] = {"q": QUERIES[i % len(QUERIES)], "limit": 5}
+                with stopwatch() as elapsed:
+                    response = client.get("/api/v1/search", params=params)
+                times.append(elapsed[0])
+                if response.status_code != 200 or not response.json()["results"]:
+                    raise SystemExit(f"search failed: {response.status_code} {response.text}")
+            memory = rss_mb(worker_pid(server.pid))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+    return {"server": "textbook serve (gunicorn, 1 worker)", "limit": 5,
+            **latency_summary(times), "worker": memory}
+
+
+# --- the engines side by side ---------------------------------------------------------------
+
+
+def engine_edge(points_file: Path, root: Path, searches: int) -> dict[str, Any]:
+    import qdrant_edge as edge
+
+    points = pickle.loads(points_file.read_bytes())  # noqa: S301 - our own file
+    baseline = rss_mb()["rss_mb"]
+    with stopwatch() as upsert:
+        shard = edge.EdgeShard.create(str(root / "edge-engine"), edge.EdgeConfig(
+            sparse_vectors={"bm25": edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}))
+        shard.update(edge.UpdateOperation.create_field_index(
+            "chapter", edge.PayloadSchemaType.Keyword))
+        for start in range(0, len(points), 128):
+            shard.update(edge.UpdateOperation.upsert_points([
+                edge.Point(id=pid, vector={"bm25": edge.SparseVector(indices=ix, values=vs)},
+                           payload=payload)
+                for pid, ix, vs, payload in points[start : start + 128]]))
+        shard.flush()
+    chapter = points[0][3]["chapter"]
+    only = edge.Filter(must=[edge.FieldCondition(key="chapter", match=edge.MatchValue(chapter))])
+
+    def run(flt: Any) -> list[float]:
+        times = []
+        for i in range(searches):
+            vector = query_vector(QUERIES[i % len(QUERIES)])
+            request = edge.QueryRequest(limit=5, filter=flt, with_payload=True,
+                                        query=edge.Query.Nearest(edge.SparseVector(
+                                            indices=vector.indices, values=vector.values),
+                                            using="bm25"))
+            with stopwatch() as elapsed:
+                shard.query(request)
+            times.append(elapsed[0])
+        return times
+
+    run(None)  # warm-up
+    result = {"upsert_seconds": round(upsert[0], 2),
+              "upsert_points_per_second": round(len(points) / upsert[0], 1),
+              "query": latency_summary(run(None)),
+              "query_chapter_filter": latency_summary(run(only)),
+              "memory": {**rss_mb(), "points_loaded_baseline_mb": baseline}}
+    shard.close()
+    return result
+
+
+def engine_local(points_file: Path, root: Path, searches: int) -> dict[str, Any]:
+    import warnings
+
+    from qdrant_client import QdrantClient, models
+
+    points = pickle.loads(points_file.read_bytes())  # noqa: S301 - our own file
+    baseline = rss_mb()["rss_mb"]
+    client = QdrantClient(path=str(root / "local-mode"))
+    with stopwatch() as upsert:
+        client.create_collection(COLLECTION, vectors_config={}, sparse_vectors_config={
+            "bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # no payload indexes in local mode
+            client.create_payload_index(COLLECTION, "chapter", models.PayloadSchemaType.KEYWORD)
+        for start in range(0, len(points), 128):
+            client.upsert(COLLECTION, points=[
+                models.PointStruct(id=pid, payload=payload, vector={
+                    "bm25": models.SparseVector(indices=ix, values=vs)})
+                for pid, ix, vs, payload in points[start : start + 128]])
+    chapter = points[0][3]["chapter"]
+    only = models.Filter(must=[models.FieldCondition(key="chapter",
+                                                     match=models.MatchValue(value=chapter))])
+
+    def run(flt: Any, count: int) -> list[float]:
+        times = []
+        for i in range(count):
+            vector = query_vector(QUERIES[i % len(QUERIES)])
+            with stopwatch() as elapsed:
+                client.query_points(COLLECTION, using="bm25", limit=5, query_filter=flt,
+                                    with_payload=True, query=models.SparseVector(
+                                        indices=vector.indices, values=vector.values))
+            times.append(elapsed[0])
+        return times
+
+    run(None, 2)  # warm-up
+    result = {"upsert_seconds": round(upsert[0], 2),
+              "upsert_points_per_second": round(len(points) / upsert[0], 1),
+              "query": latency_summary(run(None, searches)),
+              "query_chapter_filter": latency_summary(run(only, searches)),
+              "memory": {**rss_mb(), "points_loaded_baseline_mb": baseline}}
+    client.close()
+    return result
+
+
+def in_child(function: Any, *args: Any) -> dict[str, Any]:
+    """Run `function` in a fresh process (its own memory figures), return its result."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result: dict[str, Any] = pool.apply(function, args)
+    return result
+
+
+def run(sizes: list[int], searches: int, api_requests: int, local_max_chunks: int,
+        local_searches: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         root = Path(tmp)
-        sample = measure(SAMPLE_CONTENT_DIR, root / "qdrant-sample", searches, answers,
-                         "ros2-foundations")
-        corpus = root / "chapters"
-        corpus.mkdir()
-        copies = build_corpus(corpus, target_chunks)
-        scaled = measure(corpus, root / "qdrant-scaled", searches, answers,
-                         "ros2-foundations-copy0")
-        scaled["copies_of_sample"] = copies
-    return {"sample_textbook": sample, "scaled": scaled}
+        for size in sizes:
+            work = root / str(size)
+            corpus = work / "chapters"
+            corpus.mkdir(parents=True)
+            copies = build_corpus(corpus, size)
+            print(f"rag/{size}: {copies} copies of the sample textbook", flush=True)
+            storage = work / "qdrant"
+            store, points = measure_store(corpus, storage, searches,
+                                          "ros2-foundations-copy0", reingest=size <= 20_000)
+            print(f"rag/{size}: store done", flush=True)
+            api = measure_api(work / "var", storage, api_requests)
+            print(f"rag/{size}: api done", flush=True)
+            points_file = work / "points.pickle"
+            points_file.write_bytes(pickle.dumps(points))
+            del points
+            engines: dict[str, Any] = {"edge": in_child(engine_edge, points_file, work,
+                                                        searches)}
+            if store["chunks"] <= local_max_chunks:
+                engines["qdrant_client_local_mode"] = {
+                    "searches_capped_at": local_searches,
+                    **in_child(engine_local, points_file, work, local_searches)}
+            else:
+                engines["qdrant_client_local_mode"] = {
+                    "skipped": f"{store['chunks']} chunks > --local-max-chunks "
+                               f"{local_max_chunks}: brute force in Python, too slow here"}
+            print(f"rag/{size}: engines done", flush=True)
+            results[f"{size}_chunks"] = {"copies_of_sample": copies, "store": store,
+                                         "api": api, "engines": engines}
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--target-chunks", type=int, default=10_000)
-    parser.add_argument("--searches", type=int, default=40)
-    parser.add_argument("--answers", type=int, default=1000)
+    parser.add_argument("--sizes", default="10000,100000",
+                        help="target chunk counts, comma-separated")
+    parser.add_argument("--searches", type=int, default=300)
+    parser.add_argument("--api-requests", type=int, default=300)
+    parser.add_argument("--local-max-chunks", type=int, default=20_000)
+    parser.add_argument("--local-searches", type=int, default=30)
     args = parser.parse_args(argv)
-    results = run(args.target_chunks, args.searches, args.answers)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    started = time.perf_counter()
+    results = run(sizes, args.searches, args.api_requests, args.local_max_chunks,
+                  args.local_searches)
+    results["bench_seconds"] = round(time.perf_counter() - started, 1)
+    results["bench_peak_rss_mb"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     path = write_report("rag", results)
     for name, result in results.items():
-        assert isinstance(result, dict)
-        corpus, ingest, search = result["corpus"], result["ingest"], result["search"]
-        print(f"rag/{name}: {corpus['chunks']} chunks, ingest {ingest['chunks_per_second']} "
-              f"chunks/s, search p50 {search['p50_ms']} ms p95 {search['p95_ms']} ms, "
-              f"extractive answer p95 {result['extractive_answer']['p95_ms']} ms")
-    print(f"report: {path}")
+        if not isinstance(result, dict):
+            continue
+        store, api, engines = result["store"], result["api"], result["engines"]
+        local = engines["qdrant_client_local_mode"]
+        local_text = (f"p50 {local['query']['p50_ms']} ms p95 {local['query']['p95_ms']} ms"
+                      if "query" in local else "skipped")
+        print(f"rag/{name}: {store['chunks']} chunks, ingest "
+              f"{store['ingest']['chunks_per_second']} chunks/s; store.search p50 "
+              f"{store['search']['p50_ms']} ms p95 {store['search']['p95_ms']} ms; API p50 "
+              f"{api['p50_ms']} ms p95 {api['p95_ms']} ms, worker RSS "
+              f"{api['worker']['rss_mb']} MiB; engine query edge p50 "
+              f"{engines['edge']['query']['p50_ms']} ms p95 {engines['edge']['query']['p95_ms']}"
+              f" ms, local mode {local_text}")
+    print(f"report: {path} ({results['bench_seconds']} s)")
     return 0
 
 
