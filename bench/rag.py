@@ -51,6 +51,7 @@ from textbook.rag.store_edge import EdgeStore
 
 COLLECTION = "bench_textbook"
 BOOT_TIMEOUT_SECONDS = 120
+API_ROUNDS = 5
 
 
 QUERIES = [
@@ -222,7 +223,8 @@ def measure_api(data_dir: Path, storage: Path, requests: int) -> dict[str, Any]:
     port = free_port()
     env = {**os.environ, "DATA_DIR": str(data_dir), "QDRANT_PATH": str(storage),
            "QDRANT_COLLECTION": COLLECTION, "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "LLM_PROVIDER": "none", "EMBEDDING_PROVIDER": "none", "LOG_LEVEL": "WARNING"}
+           "LLM_PROVIDER": "none", "EMBEDDING_PROVIDER": "none", "LOG_LEVEL": "WARNING",
+           "RATE_LIMIT_PER_IP": "1000000/minute"}  # one client sends every request
     env.pop("QDRANT_URL", None)
     subprocess.run([sys.executable, "-m", "textbook.cli", "migrate"], env=env, check=True,
                    capture_output=True)
@@ -247,14 +249,29 @@ def measure_api(data_dir: Path, storage: Path, requests: int) -> dict[str, Any]:
                 time.sleep(0.2)
             for i in range(30):  # warm-up
                 client.get("/api/v1/search", params={"q": QUERIES[i % len(QUERIES)]})
-            times: list[float] = []
-            for i in range(requests):
-                params: dict[str, str | int] = {"q": QUERIES[i % len(QUERIES)], "limit": 5}
-                with stopwatch() as elapsed:
-                    response = client.get("/api/v1/search", params=params)
-                times.append(elapsed[0])
-                if response.status_code != 200 or not response.json()["results"]:
-                    raise SystemExit(f"search failed: {response.status_code} {response.text}")
+            # Rounds, search and /health interleaved: the machine is shared, so a burst of
+            # other work shows as one bad round rather than as the whole figure, and /health
+            # (no I/O) on the same server is the floor a request pays before the search.
+            rounds: list[dict[str, float]] = []
+            searches: list[float] = []
+            healths: list[float] = []
+            per_round = max(1, requests // API_ROUNDS)
+            for _ in range(API_ROUNDS):
+                round_times: list[float] = []
+                for i in range(per_round):
+                    params: dict[str, str | int] = {"q": QUERIES[i % len(QUERIES)], "limit": 5}
+                    with stopwatch() as elapsed:
+                        response = client.get("/api/v1/search", params=params)
+                    round_times.append(elapsed[0])
+                    if response.status_code != 200 or not response.json()["results"]:
+                        raise SystemExit(f"search failed: {response.status_code} "
+                                         f"{response.text}")
+                    with stopwatch() as elapsed:
+                        client.get("/health")
+                    healths.append(elapsed[0])
+                searches.extend(round_times)
+                summary = latency_summary(round_times)
+                rounds.append({"p50_ms": summary["p50_ms"], "p95_ms": summary["p95_ms"]})
             memory = rss_mb(worker_pid(server.pid))
     finally:
         server.send_signal(signal.SIGTERM)
@@ -263,8 +280,11 @@ def measure_api(data_dir: Path, storage: Path, requests: int) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+    round_p95 = sorted(r["p95_ms"] for r in rounds)
     return {"server": "textbook serve (gunicorn, 1 worker)", "limit": 5,
-            **latency_summary(times), "worker": memory}
+            **latency_summary(searches), "rounds": rounds,
+            "median_round_p95_ms": round_p95[len(round_p95) // 2],
+            "health_floor": latency_summary(healths), "worker": memory}
 
 
 # --- the engines side by side ---------------------------------------------------------------
@@ -286,6 +306,8 @@ def engine_edge(points_file: Path, root: Path, searches: int) -> dict[str, Any]:
                            payload=payload)
                 for pid, ix, vs, payload in points[start : start + 128]]))
         shard.flush()
+    with stopwatch() as optimize:
+        shard.optimize()  # as the store does after an ingest that changed something
     chapter = points[0][3]["chapter"]
     only = edge.Filter(must=[edge.FieldCondition(key="chapter", match=edge.MatchValue(chapter))])
 
@@ -305,6 +327,7 @@ def engine_edge(points_file: Path, root: Path, searches: int) -> dict[str, Any]:
     run(None)  # warm-up
     result = {"upsert_seconds": round(upsert[0], 2),
               "upsert_points_per_second": round(len(points) / upsert[0], 1),
+              "optimize_seconds": round(optimize[0], 2),
               "query": latency_summary(run(None)),
               "query_chapter_filter": latency_summary(run(only)),
               "memory": {**rss_mb(), "points_loaded_baseline_mb": baseline}}
@@ -426,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rag/{name}: {store['chunks']} chunks, ingest "
               f"{store['ingest']['chunks_per_second']} chunks/s; store.search p50 "
               f"{store['search']['p50_ms']} ms p95 {store['search']['p95_ms']} ms; API p50 "
-              f"{api['p50_ms']} ms p95 {api['p95_ms']} ms, worker RSS "
+              f"{api['p50_ms']} ms p95 {api['p95_ms']} ms (median round p95 "
+              f"{api['median_round_p95_ms']} ms, /health p95 {api['health_floor']['p95_ms']} ms)"
+              f", worker RSS "
               f"{api['worker']['rss_mb']} MiB; engine query edge p50 "
               f"{engines['edge']['query']['p50_ms']} ms p95 {engines['edge']['query']['p95_ms']}"
               f" ms, local mode {local_text}")

@@ -125,6 +125,24 @@ def test_ingest_missing_path_is_a_clean_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_ingest_while_the_embedded_store_is_open_elsewhere_is_a_clean_error(
+    tmp_path: Path,
+) -> None:
+    from textbook.core.config import Settings
+    from textbook.rag.store import make_store
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "var")  # type: ignore[call-arg]
+    holder = make_store(settings)  # as the running service holds it
+    try:
+        result = run(tmp_path, "ingest", str(SAMPLE_CONTENT_DIR))
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert "one process per QDRANT_PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run(tmp_path, "ingest", str(SAMPLE_CONTENT_DIR)).returncode == 0  # once released
+
+
 def test_create_admin_from_env_and_stdin(tmp_path: Path) -> None:
     assert run(tmp_path, "migrate").returncode == 0
     created = run(

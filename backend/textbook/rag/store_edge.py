@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,8 @@ from textbook.rag.store import (
 from textbook.rag.types import IngestReport, Passage
 
 __all__ = ["SCROLL_PAGE", "EdgeStore", "shard_path"]
+
+log = logging.getLogger(__name__)
 
 SCROLL_PAGE = 4096
 # Reciprocal Rank Fusion's k, as the Qdrant server's Fusion.RRF uses by default.
@@ -162,6 +165,16 @@ class EdgeStore(ChunkStore):
 
     def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
         report = super().ingest(path, progress)
+        with self._guard:
+            shard = self._open()
+        if report.added or report.deleted:
+            # Edge runs no optimizer in the background (the server does): merge segments, drop
+            # deleted points and build indexes now. Searches go on meanwhile (Edge is
+            # thread-safe and releases the GIL), so the store's lock is not held.
+            try:
+                shard.optimize()
+            except Exception as exc:  # the data is in; a later ingest optimizes again
+                log.warning("Qdrant Edge optimize after ingest failed: %s", exc)
         with self._guard:
             self._open().flush()  # on disk now, not only in the WAL
         return report

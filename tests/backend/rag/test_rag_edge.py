@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 import qdrant_edge as edge
@@ -99,6 +100,34 @@ def test_a_missing_collection_is_created_by_ingest_only(store: EdgeStore,
     assert store.count() == 0 and store.chunk_ids() == set()
     store.ingest(chapters_dir)
     assert store.shard is not None and store.count() > 0
+
+
+class _CountingShard:
+    """An Edge shard that counts optimize() calls (the shard type takes no attributes)."""
+
+    def __init__(self, shard: edge.EdgeShard) -> None:
+        self.shard = shard
+        self.optimized = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.shard, name)
+
+    def optimize(self) -> bool:
+        self.optimized += 1
+        return self.shard.optimize()
+
+
+def test_an_ingest_that_changed_something_optimizes_the_shard(store: EdgeStore,
+                                                              chapters_dir: Path) -> None:
+    store.ingest(chapters_dir)
+    counting = _CountingShard(store.shard)  # type: ignore[arg-type]
+    store.shard = counting  # type: ignore[assignment]
+    store.ingest(chapters_dir)
+    assert counting.optimized == 0  # nothing changed: nothing to optimize
+    source = chapters_dir / "02-digital-twin.md"
+    source.write_text(source.read_text(encoding="utf-8").split("## ")[0], encoding="utf-8")
+    assert store.ingest(chapters_dir).deleted > 0
+    assert counting.optimized == 1
 
 
 # --- the engine itself -----------------------------------------------------------------------
