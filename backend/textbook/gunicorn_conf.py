@@ -24,8 +24,8 @@ def worker_count(
     cores: int | None = None,
     embedded_qdrant: bool | None = None,
 ) -> int:
-    """Workers: WEB_CONCURRENCY, else one per core (capped at 8); always 1 with Qdrant's
-    local mode, which allows one process per storage path.
+    """Workers: WEB_CONCURRENCY, else one per core (capped at 8); always 1 with embedded
+    Qdrant (Qdrant Edge), which allows one process per storage path.
 
     One per core, not gunicorn's 2 x cores + 1 (advice for sync workers, which block on each
     request): a uvicorn worker serves many requests at once in its event loop, and more

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     domain_name: str = "localhost"
     project_name: str = "Physical AI & Humanoid Robotics textbook"
 
-    # Storage. Defaults are the embedded mode: a SQLite file and Qdrant's local mode on disk.
+    # Storage. Defaults are the embedded mode: a SQLite file and Qdrant Edge on disk.
     data_dir: Path = Path("./var")
     database_url: str = ""
     qdrant_url: str | None = None
