@@ -20,9 +20,16 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Protocol
+
+from qdrant_edge import Bm25, Bm25Config, DisabledStemmer, StopwordsSet
+
+from textbook.core.config import Settings
 
 __all__ = ["AVG_DOC_TOKENS", "B", "K1", "SPARSE_DIMENSION", "STOPWORDS", "SparseVec",  # noqa: RUF022
-           "document_vector", "query_vector", "stem", "token_id", "tokenize"]
+           "document_vector", "query_vector", "stem", "token_id", "tokenize",
+           "SparseEncoder", "encoder_for"]
 
 K1 = 1.2
 B = 0.75
@@ -105,3 +112,51 @@ def document_vector(text: str, *, avg_len: float = AVG_DOC_TOKENS) -> SparseVec:
 def query_vector(text: str) -> SparseVec:
     """Weight 1 per distinct query term; empty when the query has only stopwords."""
     return _vector({token_id(token): 1.0 for token in set(tokenize(text))})
+
+
+class SparseEncoder(Protocol):
+    signature: str
+
+    def document(self, text: str) -> SparseVec: ...
+
+    def query(self, text: str) -> SparseVec: ...
+
+
+class OwnEncoder:
+    signature = "own-bm25/k1.2/b0.75/avg70"
+
+    def document(self, text: str) -> SparseVec:
+        return document_vector(text)
+
+    def query(self, text: str) -> SparseVec:
+        return query_vector(text)
+
+
+class EdgeBm25Encoder:
+    def __init__(self, *, stemming: bool = True, stopwords: bool = True,
+                 avg_len: float = AVG_DOC_TOKENS) -> None:
+        config = Bm25Config(k=K1, b=B, avg_len=avg_len, language="english",
+                            stemmer=None if stemming else DisabledStemmer(),
+                            stopwords=None if stopwords else StopwordsSet())
+        self._model = Bm25(config)
+        self.signature = (f"qdrant-edge-bm25/{version('qdrant-edge-py')}/k{K1}/b{B}/avg{avg_len}"
+                          f"/stem{int(stemming)}/stop{int(stopwords)}")
+
+    @staticmethod
+    def _vec(vector: object) -> SparseVec:
+        indices = list(vector.indices)  # type: ignore[attr-defined]
+        values = [float(v) for v in vector.values]  # type: ignore[attr-defined]
+        return SparseVec(indices=indices, values=values)
+
+    def document(self, text: str) -> SparseVec:
+        return self._vec(self._model.embed_document(text))
+
+    def query(self, text: str) -> SparseVec:
+        return self._vec(self._model.embed_query(text))
+
+
+def encoder_for(settings: Settings) -> SparseEncoder:
+    if settings.sparse_encoder == "own":
+        return OwnEncoder()
+    return EdgeBm25Encoder(stemming=settings.sparse_stemming,
+                           stopwords=settings.sparse_stopwords)

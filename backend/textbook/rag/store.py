@@ -34,7 +34,7 @@ from textbook.core.config import Settings
 from textbook.rag.chunking import Chunk, chunk_chapter
 from textbook.rag.content import load_chapters
 from textbook.rag.embeddings import Embedder, EmbeddingError, make_embedder
-from textbook.rag.sparse import SparseVec, document_vector, query_vector
+from textbook.rag.sparse import SparseVec, encoder_for
 from textbook.rag.types import IngestReport, Passage
 
 __all__ = ["DENSE_VECTOR", "INDEXED_FIELDS", "SPARSE_VECTOR", "StoreError", "VectorStore"]
@@ -93,6 +93,7 @@ class VectorStore:
             self.client = QdrantClient(url=settings.qdrant_url, api_key=api_key,
                                        timeout=SERVER_TIMEOUT_SECONDS,
                                        check_compatibility=False)
+        self.sparse = encoder_for(settings)
         self.embedder: Embedder | None = make_embedder(settings)
         self.embedding_model: str | None = self.embedder.model if self.embedder else None
         # The local client is plain Python state; the server client is thread-safe.
@@ -207,7 +208,7 @@ class VectorStore:
                 raise StoreError(str(exc)) from exc
         points = []
         for position, chunk in enumerate(chunks):
-            vector: dict[str, Any] = {SPARSE_VECTOR: _sparse(document_vector(texts[position]))}
+            vector: dict[str, Any] = {SPARSE_VECTOR: _sparse(self.sparse.document(texts[position]))}
             if dense is not None:
                 vector[DENSE_VECTOR] = dense[position]
             payload = chunk.payload()
@@ -229,7 +230,9 @@ class VectorStore:
         with self._lock:
             stored = self._existing([chapter.slug for chapter in chapters])
         for chapter in chapters:
-            chunks = chunk_chapter(chapter)
+            chunks = chunk_chapter(chapter, self.settings.chunk_max_chars,
+                                   heading_context=self.settings.chunk_heading_context,
+                                   index_key=self.sparse.signature)
             existing = stored[chapter.slug]
             with self._lock:
                 fresh = [c for c in chunks
@@ -290,7 +293,7 @@ class VectorStore:
                 raise StoreError(f"collection {self.collection!r} is missing: run "
                                  "`textbook ingest`")
             flt = self._filter(module, chapter)
-            sparse = query_vector(query)
+            sparse = self.sparse.query(query)
             dense = self._query_dense(query, layout)
             try:
                 if dense is not None:
