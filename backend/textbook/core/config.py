@@ -94,13 +94,13 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     retrieval_top_k: int = Field(default=5, ge=1, le=20)
 
-    # How chapters become indexed chunks and sparse vectors; `make eval` measures the choices
+    # How chapters become indexed chunks and BM25 vectors; `make eval` measures the choices
     # (docs/backend.md). Changing one re-indexes every chunk on the next ingest.
     chunk_max_chars: int = Field(default=1200, ge=200, le=20000)
     chunk_heading_context: HeadingContext = "trail"
-    sparse_encoder: Literal["bm25", "own"] = "bm25"
     sparse_stemming: bool = True
     sparse_stopwords: bool = True
+    sparse_min_token_len: int = Field(default=2, ge=1, le=10)
     history_turns: int = Field(default=6, ge=0, le=50)
 
     # Auth.

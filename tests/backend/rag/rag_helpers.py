@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import math
 import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from textbook.rag.sparse import tokenize
+from textbook.rag.sparse import terms
 
 FIXTURE_CHAPTERS = Path(__file__).parent / "fixtures" / "chapters"
 
@@ -28,8 +27,8 @@ DEFAULT_FAKE_DIMENSIONS = 64
 def fake_embedding(text: str, dimensions: int) -> list[float]:
     """Deterministic hashed bag-of-words vector, L2-normalised (texts sharing words are close)."""
     vector = [0.0] * dimensions
-    for word in tokenize(text):
-        vector[zlib.crc32(word.encode()) % dimensions] += 1.0
+    for term in terms(text):
+        vector[term % dimensions] += 1.0
     norm = math.sqrt(sum(v * v for v in vector))
     if norm == 0:
         vector[0], norm = 1.0, 1.0
