@@ -80,3 +80,15 @@ def test_a_malformed_question_entry_is_named(tmp_path: Path) -> None:
     path.write_text("- q: What is a node?\n  chapter: ros2-foundations\n", encoding="utf-8")
     with pytest.raises(ValueError, match="entry 1 needs exactly q, chapter and anchor"):
         ev.load_questions(path)
+
+
+def test_a_variant_runs_through_the_store_and_reports_misses() -> None:
+    questions = [ev.Question("Quality of Service profiles: reliability, durability, history",
+                             "ros2-foundations", "quality-of-service-profiles"),
+                 ev.Question("zzzz qqqq", "ros2-foundations", "nodes")]
+    result = ev.run_variant("default", {"chunk_heading_context": "section"}, questions)
+    assert result["settings"] == {"chunk_heading_context": "section"}
+    assert result["questions"] == 2 and result["chunks"] > 0
+    misses = {m["expected"]: m for m in result["misses"]}
+    assert misses["ros2-foundations#nodes"]["rank"] is None  # nonsense is never found
+    assert result["metrics"]["hit@1"] == (2 - len(misses)) / 2
