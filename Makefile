@@ -12,6 +12,7 @@ include mk/lab.mk
 include mk/roles.mk
 include mk/deploy.mk
 -include mk/bench.mk
+include mk/eval.mk
 
 .PHONY: help test lint
 help: ## list targets

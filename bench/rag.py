@@ -51,11 +51,12 @@ from textbook.core.config import SAMPLE_CONTENT_DIR, Settings
 from textbook.rag.answer import compose_extractive_answer
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import iter_markdown_lines, load_chapters
-from textbook.rag.sparse import query_vector
+from textbook.rag.sparse import SparseEncoder
 from textbook.rag.store import make_store
 from textbook.rag.store_edge import EdgeStore
 
 COLLECTION = "bench_textbook"
+ENCODER = SparseEncoder()  # the embedded default's encoding
 BOOT_TIMEOUT_SECONDS = 120
 API_ROUNDS = 5
 
@@ -329,7 +330,7 @@ def engine_edge(points_file: Path, root: Path, searches: int) -> dict[str, Any]:
     def run(flt: Any) -> list[float]:
         times = []
         for i in range(searches):
-            vector = query_vector(QUERIES[i % len(QUERIES)])
+            vector = ENCODER.query(QUERIES[i % len(QUERIES)])
             request = edge.QueryRequest(limit=5, filter=flt, with_payload=True,
                                         query=edge.Query.Nearest(edge.SparseVector(
                                             indices=vector.indices, values=vector.values),
@@ -376,7 +377,7 @@ def engine_local(points_file: Path, root: Path, searches: int) -> dict[str, Any]
     def run(flt: Any, count: int) -> list[float]:
         times = []
         for i in range(count):
-            vector = query_vector(QUERIES[i % len(QUERIES)])
+            vector = ENCODER.query(QUERIES[i % len(QUERIES)])
             with stopwatch() as elapsed:
                 client.query_points(COLLECTION, using="bm25", limit=5, query_filter=flt,
                                     with_payload=True, query=models.SparseVector(

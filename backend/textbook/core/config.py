@@ -35,6 +35,9 @@ PLACEHOLDER_MARKERS = (
 
 Environment = Literal["development", "staging", "production"]
 Provider = Literal["openai", "gemini", "none"]
+# What a chunk's indexed text starts with: its chapter title and parent headings ("trail"),
+# its own heading ("section"), or nothing ("none").
+HeadingContext = Literal["trail", "section", "none"]
 
 
 def _env_files() -> tuple[str, ...]:
@@ -90,6 +93,14 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=30.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     retrieval_top_k: int = Field(default=5, ge=1, le=20)
+
+    # How chapters become indexed chunks and BM25 vectors; `make eval` measures the choices
+    # (docs/backend.md). Changing one re-indexes every chunk on the next ingest.
+    chunk_max_chars: int = Field(default=1200, ge=200, le=20000)
+    chunk_heading_context: HeadingContext = "trail"
+    sparse_stemming: bool = True
+    sparse_stopwords: bool = True
+    sparse_min_token_len: int = Field(default=2, ge=1, le=10)
     history_turns: int = Field(default=6, ge=0, le=50)
 
     # Auth.

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from textbook.rag.content import iter_markdown_lines
-from textbook.rag.sparse import tokenize
+from textbook.rag.sparse import terms
 from textbook.rag.types import Passage
 
 __all__ = ["EXTRACTIVE_NOTE", "MAX_SENTENCES", "NOTHING_FOUND", "build_prompt_messages",
@@ -20,7 +20,7 @@ __all__ = ["EXTRACTIVE_NOTE", "MAX_SENTENCES", "NOTHING_FOUND", "build_prompt_me
 
 MAX_SENTENCES = 4
 MAX_ANSWER_CHARS = 1200
-LONG_SENTENCE_TOKENS = 30  # beyond this, a sentence's score is gently damped
+LONG_SENTENCE_TERMS = 30  # beyond this many distinct terms, a sentence's score is damped
 EXTRACTIVE_NOTE = ("This answer is composed from the textbook passages below without a "
                    "language model: the most relevant sentences, quoted with their source.")
 NOTHING_FOUND = ("The textbook passages I found do not cover this question. Try other words, "
@@ -54,8 +54,7 @@ class _Sentence:
     passage: int  # 0-based position in the passages given
     position: int  # order within the passage
     text: str
-    terms: frozenset[str]
-    length: int  # token count
+    terms: frozenset[int]  # distinct term ids (textbook.rag.sparse.terms)
 
 
 def _prose_lines(markdown: str) -> list[str]:
@@ -85,19 +84,19 @@ def _sentences(passages: Sequence[Passage]) -> list[_Sentence]:
         for paragraph in _prose_lines(passage.text):
             for raw in _SENTENCE_RE.split(paragraph):
                 text = _EMPHASIS_RE.sub(r"\2", raw).strip()
-                tokens = tokenize(text)
+                words = terms(text)
                 # Fragments and lead-ins to a code block or table ("... as follows:") say
                 # nothing once the block is left out.
-                if len(tokens) < 3 or text.endswith(":"):
+                if len(words) < 3 or text.endswith(":"):
                     continue
-                found.append(_Sentence(index, position, text, frozenset(tokens), len(tokens)))
+                found.append(_Sentence(index, position, text, words))
                 position += 1
     return found
 
 
 def _rank(question: str, sentences: list[_Sentence]) -> list[tuple[float, _Sentence]]:
     """Sentences by query-term overlap, rarer terms weighing more, very long ones damped."""
-    query = set(tokenize(question))
+    query = terms(question)
     if not query:
         return []
     total = len(sentences)
@@ -109,7 +108,7 @@ def _rank(question: str, sentences: list[_Sentence]) -> list[tuple[float, _Sente
         if not matched:
             continue
         score = sum(weight[term] for term in matched)
-        score *= min(1.0, LONG_SENTENCE_TOKENS / sentence.length) ** 0.3
+        score *= min(1.0, LONG_SENTENCE_TERMS / len(sentence.terms)) ** 0.3
         # Earlier passages were ranked higher by retrieval; break near-ties in their favour.
         score *= 1.0 - 0.05 * min(sentence.passage, 5)
         ranked.append((score, sentence))

@@ -6,9 +6,14 @@ packed greedily into chunks. Code blocks and tables are never cut: one longer th
 limit becomes a chunk of its own. Prose longer than the limit is cut at line, then
 sentence, then word boundaries.
 
+What is indexed (`search_text`) is the chunk's text after a heading context: the chapter
+title and parent headings ("trail", the default), the section's own heading ("section"), or
+nothing ("none"); the heading words tie a passage to its topic.
+
 A chunk's id is a UUID made from the sha256 of everything stored with it (chapter slug,
-anchor, text and the heading metadata), so re-ingesting unchanged content finds every id
-already present and writes nothing, while any edit yields a new id.
+anchor, text, the heading metadata, the heading context and the `index_key` naming how its
+vectors are made), so re-ingesting unchanged content with unchanged settings finds every id
+already present and writes nothing, while any edit, or another encoding, yields a new id.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from textbook.core.config import HeadingContext
 from textbook.rag.content import iter_markdown_lines
 from textbook.rag.types import Chapter, Passage, Section
 
@@ -43,11 +49,12 @@ class Chunk:
     anchor: str
     heading_path: tuple[str, ...]  # chapter title, parent headings, this section's heading
     text: str
+    context: str = ""  # the headings indexed before the text (see HeadingContext)
 
     @property
     def search_text(self) -> str:
-        """What is indexed: the heading trail gives a passage the words of its context."""
-        return HEADING_SEPARATOR.join(self.heading_path) + "\n\n" + self.text
+        """What is indexed: the heading context, then the text."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
 
     def payload(self) -> dict[str, object]:
         return {
@@ -166,8 +173,20 @@ def _section_texts(section: Section, max_chars: int) -> list[str]:
 
 # --- chapters -----------------------------------------------------------------------------
 
-def chunk_chapter(chapter: Chapter, max_chars: int = DEFAULT_MAX_CHARS) -> list[Chunk]:
-    """The chapter's chunks in reading order; identical chunks in one section appear once."""
+def _context(path: tuple[str, ...], heading_context: HeadingContext) -> str:
+    if heading_context == "trail":
+        return HEADING_SEPARATOR.join(path)
+    return path[-1] if heading_context == "section" else ""
+
+
+def chunk_chapter(chapter: Chapter, max_chars: int = DEFAULT_MAX_CHARS, *,
+                  heading_context: HeadingContext = "trail",
+                  index_key: str = "") -> list[Chunk]:
+    """The chapter's chunks in reading order; identical chunks in one section appear once.
+
+    `index_key` names how the chunks' vectors are made (the sparse encoding); it only
+    enters the ids, so that changing it re-indexes every chunk.
+    """
     chunks: list[Chunk] = []
     seen: set[str] = set()
     trail: list[tuple[int, str]] = []  # (level, heading) of the open parent sections
@@ -176,20 +195,24 @@ def chunk_chapter(chapter: Chapter, max_chars: int = DEFAULT_MAX_CHARS) -> list[
             trail.pop()
         trail.append((section.level, section.title))
         path = tuple(dict.fromkeys([chapter.title, *(title for _, title in trail)]))
+        context = _context(path, heading_context)
         for text in _section_texts(section, max_chars):
             identity = chunk_id(chapter=chapter.slug, anchor=section.anchor, text=text,
                                 metadata=(chapter.module, chapter.number, chapter.title,
-                                          section.title, *path))
+                                          section.title, *path, heading_context, index_key))
             if identity in seen:
                 continue
             seen.add(identity)
             chunks.append(Chunk(id=identity, module=chapter.module, chapter=chapter.slug,
                                 chapter_number=chapter.number, chapter_title=chapter.title,
                                 section=section.title, anchor=section.anchor,
-                                heading_path=path, text=text))
+                                heading_path=path, text=text, context=context))
     return chunks
 
 
-def chunk_chapters(chapters: Iterable[Chapter],
-                   max_chars: int = DEFAULT_MAX_CHARS) -> list[Chunk]:
-    return [chunk for chapter in chapters for chunk in chunk_chapter(chapter, max_chars)]
+def chunk_chapters(chapters: Iterable[Chapter], max_chars: int = DEFAULT_MAX_CHARS, *,
+                   heading_context: HeadingContext = "trail",
+                   index_key: str = "") -> list[Chunk]:
+    return [chunk for chapter in chapters
+            for chunk in chunk_chapter(chapter, max_chars, heading_context=heading_context,
+                                       index_key=index_key)]

@@ -33,7 +33,7 @@ from textbook.core.readiness import Component
 from textbook.rag.chunking import Chunk, chunk_chapter
 from textbook.rag.content import load_chapters
 from textbook.rag.embeddings import Embedder, EmbeddingError, make_embedder
-from textbook.rag.sparse import SparseVec, document_vector, query_vector
+from textbook.rag.sparse import SparseVec, encoder_for
 from textbook.rag.types import IngestReport, Passage
 
 __all__ = [
@@ -131,6 +131,7 @@ class ChunkStore(ABC):
         # held around engine calls that must not interleave (a no-op for thread-safe engines)
         self._guard = guard
         self.collection = settings.qdrant_collection
+        self.sparse = encoder_for(settings)
         self.embedder: Embedder | None = make_embedder(settings)
         self.embedding_model: str | None = self.embedder.model if self.embedder else None
         self._layout: Layout | None = None
@@ -248,7 +249,7 @@ class ChunkStore(ABC):
         for position, chunk in enumerate(chunks):
             payload: dict[str, object] = dict(chunk.payload())
             payload["embedding_model"] = self.embedding_model
-            points.append(NewPoint(id=chunk.id, sparse=document_vector(texts[position]),
+            points.append(NewPoint(id=chunk.id, sparse=self.sparse.document(texts[position]),
                                    dense=dense[position] if dense is not None else None,
                                    payload=payload))
         return points
@@ -267,7 +268,9 @@ class ChunkStore(ABC):
         with self._guard:
             stored = self._existing([chapter.slug for chapter in chapters])
         for chapter in chapters:
-            chunks = chunk_chapter(chapter)
+            chunks = chunk_chapter(chapter, self.settings.chunk_max_chars,
+                                   heading_context=self.settings.chunk_heading_context,
+                                   index_key=self.sparse.signature)
             existing = stored[chapter.slug]
             with self._guard:
                 fresh = [c for c in chunks
@@ -318,7 +321,7 @@ class ChunkStore(ABC):
             if layout is None:
                 raise StoreError(f"collection {self.collection!r} is missing: run "
                                  "`textbook ingest`")
-            sparse = query_vector(query)
+            sparse = self.sparse.query(query)
             dense = self._query_dense(query, layout)
             if dense is None and not sparse:
                 return []  # only stopwords and no embeddings: nothing to match on

@@ -8,7 +8,6 @@ import base64
 import math
 import re
 import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from pydantic import SecretStr
 from qdrant_client import models
 
 from textbook.core.config import Settings
-from textbook.rag.sparse import tokenize
+from textbook.rag.sparse import terms
 from textbook.rag.store import ChunkStore
 from textbook.rag.store_edge import EdgeStore
 from textbook.rag.store_server import ServerStore
@@ -38,8 +37,8 @@ DEFAULT_FAKE_DIMENSIONS = 64
 def fake_embedding(text: str, dimensions: int) -> list[float]:
     """Deterministic hashed bag-of-words vector, L2-normalised (texts sharing words are close)."""
     vector = [0.0] * dimensions
-    for word in tokenize(text):
-        vector[zlib.crc32(word.encode()) % dimensions] += 1.0
+    for term in terms(text):
+        vector[term % dimensions] += 1.0
     norm = math.sqrt(sum(v * v for v in vector))
     if norm == 0:
         vector[0], norm = 1.0, 1.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textbook.rag.chunking import DEFAULT_MAX_CHARS, chunk_chapter, chunk_chapters
+from textbook.core.config import HeadingContext
+from textbook.rag.chunking import DEFAULT_MAX_CHARS, Chunk, chunk_chapter, chunk_chapters
 from textbook.rag.content import load_chapter, load_chapters
 from textbook.rag.types import Chapter, Section
 
@@ -106,3 +107,36 @@ def test_ids_are_stable_and_content_derived(fixture_chapters: Path) -> None:
     assert before["services"] != after["services"]
     assert {k: v for k, v in before.items() if k != "services"} == \
         {k: v for k, v in after.items() if k != "services"}
+
+
+def test_heading_context_choices_set_what_is_indexed(fixture_chapters: Path) -> None:
+    chapter = load_chapters(fixture_chapters)[0]
+
+    def compat(heading_context: HeadingContext) -> Chunk:
+        return next(c for c in chunk_chapter(chapter, heading_context=heading_context)
+                    if c.anchor == "compatibility")
+
+    trail, own, bare = compat("trail"), compat("section"), compat("none")
+    assert own.search_text == f"Compatibility\n\n{own.text}"
+    assert bare.search_text == bare.text
+    assert trail.text == own.text == bare.text
+    # What is indexed differs, so the ids differ: switching re-indexes on the next ingest.
+    assert len({trail.id, own.id, bare.id}) == 3
+
+
+def test_index_key_enters_the_ids(fixture_chapters: Path) -> None:
+    chapters = load_chapters(fixture_chapters)
+    first = chunk_chapters(chapters, index_key="encoding-a")
+    again = chunk_chapters(chapters, index_key="encoding-a")
+    other = chunk_chapters(chapters, index_key="encoding-b")
+    assert [c.id for c in first] == [c.id for c in again]
+    assert not {c.id for c in first} & {c.id for c in other}
+    assert [c.text for c in first] == [c.text for c in other]
+
+
+def test_max_chars_sets_the_chunk_size() -> None:
+    text = "\n\n".join(_prose(90, f"p{n}w") for n in range(6))
+    section = Section(title="S", anchor="s", level=2, text=text)
+    small, large = (chunk_chapter(_chapter(section), size) for size in (400, 2000))
+    assert len(small) > len(large)
+    assert all(len(c.text) <= 400 for c in small)

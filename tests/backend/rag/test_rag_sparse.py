@@ -1,41 +1,62 @@
-"""BM25 sparse vectors: tokenizer, saturation, length normalisation, stable hashing."""
+"""BM25 sparse vectors from qdrant_edge.Bm25: what we rely on of the pinned library."""
 
 from __future__ import annotations
 
 import statistics
-import zlib
+from importlib.metadata import version
 
-from textbook.core.config import SAMPLE_CONTENT_DIR
+from qdrant_edge import Bm25, Bm25Config
+
+from textbook.core.config import SAMPLE_CONTENT_DIR, Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
 from textbook.rag.sparse import (
     AVG_DOC_TOKENS,
     K1,
-    SPARSE_DIMENSION,
-    document_vector,
-    query_vector,
-    token_id,
-    tokenize,
+    MIN_TOKEN_LEN,
+    SparseEncoder,
+    encoder_for,
+    terms,
 )
 
-
-def test_tokenizer_drops_stopwords_and_folds_plurals() -> None:
-    assert tokenize("What is a QoS profile? The profiles and policies of ROS 2 nodes.") == [
-        "qos", "profile", "profile", "policy", "ros", "2", "node"]
-    assert tokenize("create_publisher(Twist)") == ["create", "publisher", "twist"]
-    assert tokenize("the of and is a") == []
+ENCODER = SparseEncoder()
 
 
-def test_token_ids_are_stable_across_processes() -> None:
-    # crc32, not Python's per-process salted hash(): ids written by one process match
-    # queries made by another.
-    assert token_id("qos") == zlib.crc32(b"qos") % SPARSE_DIMENSION
-    assert all(0 <= token_id(t) < SPARSE_DIMENSION for t in ("a", "kalman", "2"))
+def _weight(text: str, word: str) -> float:
+    vector = ENCODER.document(text)
+    (term,) = terms(word)
+    return vector.values[vector.indices.index(term)]
 
 
-def _weight(text: str, token: str) -> float:
-    vector = document_vector(text)
-    return vector.values[vector.indices.index(token_id(token))]
+def test_stopwords_are_dropped_and_plurals_folded() -> None:
+    assert ENCODER.query("What is a QoS profile?") == ENCODER.query("the QoS profiles")
+    assert terms("policies") == terms("policy")
+    assert not ENCODER.query("what is the")
+    assert not ENCODER.query("b) c) x")  # single characters match at random
+
+
+def test_a_single_character_setting_keeps_letters_and_digits() -> None:
+    assert encoder_for(Settings(_env_file=None, sparse_min_token_len=1)).query("b 2")
+
+
+def test_the_settings_switch_stemming_and_stopwords_off() -> None:
+    plain = encoder_for(Settings(_env_file=None, sparse_stemming=False,
+                                 sparse_stopwords=False))
+    assert plain.query("profiles") != plain.query("profile")
+    assert plain.query("what is the")
+    assert len({ENCODER.signature, plain.signature}) == 2
+
+
+def test_query_vector_has_unit_weights_per_distinct_term() -> None:
+    vector = ENCODER.query("QoS profile QoS profiles")
+    assert sorted(vector.indices) == sorted(terms("qos profile"))
+    assert vector.values == [1.0, 1.0]
+
+
+def test_documents_and_queries_use_the_same_term_ids() -> None:
+    # Ingest and search must encode alike, or nothing matches.
+    document = ENCODER.document("Kalman filters fuse an IMU with odometry.")
+    assert set(ENCODER.query("kalman filter imu odometry").indices) <= set(document.indices)
 
 
 def test_term_frequency_saturates() -> None:
@@ -52,15 +73,15 @@ def test_longer_documents_weigh_a_term_less() -> None:
     assert short > long
 
 
-def test_query_vector_has_unit_weights_per_distinct_term() -> None:
-    vector = query_vector("QoS profile QoS profiles")
-    assert sorted(vector.indices) == sorted({token_id("qos"), token_id("profile")})
-    assert vector.values == [1.0, 1.0]
-    assert not query_vector("what is the")
+def test_signature_names_the_library_version() -> None:
+    # The signature enters the chunk ids: an upgrade of the pinned library re-indexes.
+    assert f"qdrant-edge-bm25/{version('qdrant-edge-py')}/" in ENCODER.signature
 
 
 def test_average_length_constant_matches_the_sample_textbook() -> None:
     """AVG_DOC_TOKENS should track the real chunk length; re-measure when this fails."""
-    lengths = [len(tokenize(c.search_text)) for c in chunk_chapters(load_chapters(
-        SAMPLE_CONTENT_DIR))]
-    assert AVG_DOC_TOKENS / 2 <= statistics.mean(lengths) <= AVG_DOC_TOKENS * 2
+    # With b = 0 and a huge k, a term's weight is its count, so the weights sum to the length.
+    counter = Bm25(Bm25Config(k=1e9, b=0.0, language="english", min_token_len=MIN_TOKEN_LEN))
+    lengths = [sum(counter.embed_document(c.search_text).values)
+               for c in chunk_chapters(load_chapters(SAMPLE_CONTENT_DIR))]
+    assert AVG_DOC_TOKENS * 0.8 <= statistics.mean(lengths) <= AVG_DOC_TOKENS * 1.25

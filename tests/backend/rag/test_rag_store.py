@@ -72,7 +72,8 @@ def test_ingest_twice_writes_nothing_the_second_time(store: ChunkStore,
 def test_removed_section_is_deleted_on_reingest(ingested: ChunkStore,
                                                 chapters_dir: Path) -> None:
     source = chapters_dir / "01-nervous-system.md"
-    before = {c.id: c.anchor for c in chunk_chapters(load_chapters(chapters_dir))}
+    before = {c.id: c.anchor for c in chunk_chapters(load_chapters(chapters_dir),
+                                                      index_key=ingested.sparse.signature)}
     services = {i for i, anchor in before.items() if anchor == "services"}
     assert services
     text = source.read_text(encoding="utf-8")
@@ -190,3 +191,18 @@ def test_many_chapters_reingest_and_leave_other_chapters(ingested: ChunkStore,
     third = ingested.ingest(extra)
     assert (third.added, third.deleted) == (0, 1)
     assert ingested.count() == len(fixture_ids) + 2 * count - 1
+
+
+def test_another_sparse_encoding_reindexes_every_chunk(ingested: ChunkStore,
+                                                      engine_settings: Settings,
+                                                      chapters_dir: Path) -> None:
+    before = ingested.chunk_ids()
+    ingested.close()
+    switched = make_store(engine_settings.model_copy(update={"sparse_stemming": False}))
+    try:
+        report = switched.ingest(chapters_dir)
+        assert (report.added, report.deleted) == (len(before), len(before))
+        assert not switched.chunk_ids() & before
+        assert switched.search("quality of service", limit=1)
+    finally:
+        switched.close()
