@@ -46,7 +46,6 @@ as given.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -245,6 +244,13 @@ def _read_text(source: Path) -> str:
         raise _Unreadable(f"cannot be read: {exc.strerror or exc}") from exc
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line, with the line number in the file."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark:
+        return f"{exc.problem} (line {exc.problem_mark.line + 1})"
+    return " ".join(str(exc).split())
+
+
 def _front_matter(text: str) -> tuple[dict[str, object], str]:
     """(front matter, body); no front matter is an empty mapping."""
     if not _FRONT_MATTER.detect(text):
@@ -256,8 +262,7 @@ def _front_matter(text: str) -> tuple[dict[str, object], str]:
     try:
         data = _FRONT_MATTER.load(header)
     except yaml.YAMLError as exc:
-        raise _Unreadable(f"front matter is not valid YAML: {' '.join(str(exc).split())}") \
-            from exc
+        raise _Unreadable(f"front matter is not valid YAML: {_yaml_problem(exc)}") from exc
     if data is None:
         return {}, body
     if not isinstance(data, dict):
@@ -372,9 +377,10 @@ def _read_category(directory: Path, book: Book) -> tuple[str | None, float | Non
             text = _read_text(source)
             try:
                 data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-            except (ValueError, yaml.YAMLError) as exc:
-                raise _Unreadable(f"not valid {'JSON' if name.endswith('.json') else 'YAML'}: "
-                                  f"{' '.join(str(exc).split())}") from exc
+            except ValueError as exc:
+                raise _Unreadable(f"not valid JSON: {exc}") from exc
+            except yaml.YAMLError as exc:
+                raise _Unreadable(f"not valid YAML: {_yaml_problem(exc)}") from exc
             if not isinstance(data, dict):
                 raise _Unreadable("must be a mapping such as {\"label\": ..., \"position\": ...}")
             label = data.get("label")

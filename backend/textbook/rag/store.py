@@ -32,7 +32,7 @@ from qdrant_client import QdrantClient, models
 
 from textbook.core.config import Settings
 from textbook.rag.chunking import Chunk, chunk_chapter
-from textbook.rag.content import load_chapters
+from textbook.rag.content import load_book
 from textbook.rag.embeddings import Embedder, EmbeddingError, make_embedder
 from textbook.rag.sparse import SparseVec, document_vector, query_vector
 from textbook.rag.types import IngestReport, Passage
@@ -215,20 +215,42 @@ class VectorStore:
             points.append(models.PointStruct(id=chunk.id, vector=vector, payload=payload))
         return points
 
+    def _other_chapters(self, keep: Sequence[str]) -> dict[str, list[models.ExtendedPointId]]:
+        """Stored point ids of every chapter not in `keep`, by chapter slug."""
+        other: dict[str, list[models.ExtendedPointId]] = {}
+        flt = models.Filter(must_not=[models.FieldCondition(
+            key="chapter", match=models.MatchAny(any=list(keep)))])
+        offset: Any = None
+        while True:
+            points, offset = self.client.scroll(
+                self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
+                with_payload=["chapter"], with_vectors=False)
+            for point in points:
+                other.setdefault(str((point.payload or {}).get("chapter")), []).append(point.id)
+            if offset is None:
+                return other
+
     def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
         """Bring the collection in line with the chapters under `path`.
 
         Chunks whose id is already stored (with the current embedding model) are left alone;
         new ones are upserted; stored chunks of the ingested chapters that no longer exist
-        are deleted. Chapters not under `path` are not touched.
+        are deleted. When `path` is a folder, it is the whole book: chapters stored but no
+        longer in it are deleted too, unless a file was skipped (it may be one of them).
+        A single file leaves the other chapters alone. Nothing is written when no chapter
+        could be read (`report.chapters == 0`); files left out are in `report.skipped`.
         """
         started = time.perf_counter()
-        chapters = load_chapters(path)
+        book = load_book(path)
+        report = IngestReport(chapters=len(book.chapters), skipped=book.skipped,
+                              notes=book.notes)
+        if not book.chapters:
+            report.seconds = time.perf_counter() - started
+            return report
         self.ensure_collection(recreate_if_mismatched=True)
-        report = IngestReport(chapters=len(chapters))
         with self._lock:
-            stored = self._existing([chapter.slug for chapter in chapters])
-        for chapter in chapters:
+            stored = self._existing([chapter.slug for chapter in book.chapters])
+        for chapter in book.chapters:
             chunks = chunk_chapter(chapter)
             existing = stored[chapter.slug]
             with self._lock:
@@ -251,6 +273,16 @@ class VectorStore:
             if progress is not None:
                 progress(f"{chapter.slug}: {len(chunks)} chunks, {len(fresh)} added, "
                          f"{len(chunks) - len(fresh)} unchanged, {len(gone)} deleted")
+        if path.is_dir() and not book.skipped:
+            with self._lock:
+                removed = self._other_chapters([chapter.slug for chapter in book.chapters])
+                for slug, ids in removed.items():
+                    self.client.delete(self.collection,
+                                       points_selector=models.PointIdsList(points=ids),
+                                       wait=True)
+                    report.deleted += len(ids)
+                    if progress is not None:
+                        progress(f"{slug}: no longer in {path}, {len(ids)} chunks deleted")
         report.seconds = time.perf_counter() - started
         return report
 
