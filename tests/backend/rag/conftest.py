@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from rag_helpers import FIXTURE_CHAPTERS, FakeEmbeddingsServer, embeddings_app
+from rag_helpers import (
+    FIXTURE_CHAPTERS,
+    FIXTURE_DOCUSAURUS,
+    FakeEmbeddingsServer,
+    embeddings_app,
+)
 
 from textbook.core.config import Settings
 
@@ -21,6 +26,14 @@ def chapters_dir(tmp_path: Path) -> Path:
     """A writable copy of the fixture chapters (ingest tests edit them)."""
     target = tmp_path / "chapters"
     shutil.copytree(FIXTURE_CHAPTERS, target)
+    return target
+
+
+@pytest.fixture
+def docs_dir(tmp_path: Path) -> Path:
+    """A writable copy of the Docusaurus fixture folder."""
+    target = tmp_path / "docs"
+    shutil.copytree(FIXTURE_DOCUSAURUS, target)
     return target
 
 

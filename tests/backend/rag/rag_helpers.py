@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from textbook.rag.sparse import tokenize
 
 FIXTURE_CHAPTERS = Path(__file__).parent / "fixtures" / "chapters"
+# A Docusaurus docs folder as sites keep it: categories, MDX, a page that cannot be read.
+FIXTURE_DOCUSAURUS = Path(__file__).parent / "fixtures" / "docusaurus"
 
 
 # --- a local OpenAI-compatible embeddings server ------------------------------------------
