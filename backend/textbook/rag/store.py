@@ -216,17 +216,25 @@ class VectorStore:
         return points
 
     def _other_chapters(self, keep: Sequence[str]) -> dict[str, list[models.ExtendedPointId]]:
-        """Stored point ids of every chapter not in `keep`, by chapter slug."""
+        """Stored point ids of every chapter not in `keep`, by chapter slug.
+
+        As in `_existing`, many chapters are checked here rather than by a filter (local mode
+        would test a many-valued filter against every point in Python).
+        """
+        kept = set(keep)
         other: dict[str, list[models.ExtendedPointId]] = {}
         flt = models.Filter(must_not=[models.FieldCondition(
-            key="chapter", match=models.MatchAny(any=list(keep)))])
+            key="chapter", match=models.MatchAny(any=list(keep)))]) \
+            if len(keep) <= FILTERED_SCROLL_MAX_CHAPTERS else None
         offset: Any = None
         while True:
             points, offset = self.client.scroll(
                 self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
                 with_payload=["chapter"], with_vectors=False)
             for point in points:
-                other.setdefault(str((point.payload or {}).get("chapter")), []).append(point.id)
+                chapter = str((point.payload or {}).get("chapter"))
+                if chapter not in kept:
+                    other.setdefault(chapter, []).append(point.id)
             if offset is None:
                 return other
 
