@@ -173,17 +173,19 @@ class VectorStore:
 
     # --- ingest -------------------------------------------------------------------------
 
-    def _existing(self, chapters: Sequence[str]) -> dict[str, dict[str, object]]:
-        """For each chapter slug: its stored point ids and the embedding model of each.
+    def _existing(self, chapters: Sequence[str], *,
+                  every_chapter: bool = False) -> dict[str, dict[str, object]]:
+        """For each chapter slug: its stored point ids and the embedding model of each;
+        with `every_chapter`, also for each stored chapter that is not in `chapters`.
 
-        One scroll for all chapters. A few chapters are selected by a filter; many are
+        One scroll. A few chapters are selected by a filter; many (or every chapter) are
         bucketed here from an unfiltered scroll, since local mode checks a filter against
         every point in Python (a per-chapter or many-valued filter turns quadratic).
         """
         found: dict[str, dict[str, object]] = {slug: {} for slug in chapters}
         flt = models.Filter(must=[models.FieldCondition(
             key="chapter", match=models.MatchAny(any=list(chapters)))]) \
-            if len(chapters) <= FILTERED_SCROLL_MAX_CHAPTERS else None
+            if len(chapters) <= FILTERED_SCROLL_MAX_CHAPTERS and not every_chapter else None
         offset: Any = None
         while True:
             points, offset = self.client.scroll(
@@ -191,7 +193,8 @@ class VectorStore:
                 with_payload=["chapter", "embedding_model"], with_vectors=False)
             for point in points:
                 payload = point.payload or {}
-                bucket = found.get(str(payload.get("chapter")))
+                slug = str(payload.get("chapter"))
+                bucket = found.setdefault(slug, {}) if every_chapter else found.get(slug)
                 if bucket is not None:
                     bucket[str(point.id)] = payload.get("embedding_model")
             if offset is None:
@@ -215,29 +218,6 @@ class VectorStore:
             points.append(models.PointStruct(id=chunk.id, vector=vector, payload=payload))
         return points
 
-    def _other_chapters(self, keep: Sequence[str]) -> dict[str, list[models.ExtendedPointId]]:
-        """Stored point ids of every chapter not in `keep`, by chapter slug.
-
-        As in `_existing`, many chapters are checked here rather than by a filter (local mode
-        would test a many-valued filter against every point in Python).
-        """
-        kept = set(keep)
-        other: dict[str, list[models.ExtendedPointId]] = {}
-        flt = models.Filter(must_not=[models.FieldCondition(
-            key="chapter", match=models.MatchAny(any=list(keep)))]) \
-            if len(keep) <= FILTERED_SCROLL_MAX_CHAPTERS else None
-        offset: Any = None
-        while True:
-            points, offset = self.client.scroll(
-                self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
-                with_payload=["chapter"], with_vectors=False)
-            for point in points:
-                chapter = str((point.payload or {}).get("chapter"))
-                if chapter not in kept:
-                    other.setdefault(chapter, []).append(point.id)
-            if offset is None:
-                return other
-
     def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
         """Bring the collection in line with the chapters under `path`.
 
@@ -256,8 +236,10 @@ class VectorStore:
             report.seconds = time.perf_counter() - started
             return report
         self.ensure_collection(recreate_if_mismatched=True)
+        slugs = [chapter.slug for chapter in book.chapters]
+        prune = path.is_dir() and not book.skipped
         with self._lock:
-            stored = self._existing([chapter.slug for chapter in book.chapters])
+            stored = self._existing(slugs, every_chapter=prune)
         for chapter in book.chapters:
             chunks = chunk_chapter(chapter)
             existing = stored[chapter.slug]
@@ -281,16 +263,15 @@ class VectorStore:
             if progress is not None:
                 progress(f"{chapter.slug}: {len(chunks)} chunks, {len(fresh)} added, "
                          f"{len(chunks) - len(fresh)} unchanged, {len(gone)} deleted")
-        if path.is_dir() and not book.skipped:
+        removed = sorted(stored.keys() - set(slugs)) if prune else []
+        for slug in removed:  # after the book is written, as with sections above
+            ids: list[models.ExtendedPointId] = list(stored[slug])
             with self._lock:
-                removed = self._other_chapters([chapter.slug for chapter in book.chapters])
-                for slug, ids in removed.items():
-                    self.client.delete(self.collection,
-                                       points_selector=models.PointIdsList(points=ids),
-                                       wait=True)
-                    report.deleted += len(ids)
-                    if progress is not None:
-                        progress(f"{slug}: no longer in {path}, {len(ids)} chunks deleted")
+                self.client.delete(self.collection,
+                                   points_selector=models.PointIdsList(points=ids), wait=True)
+            report.deleted += len(ids)
+            if progress is not None:
+                progress(f"{slug}: no longer in {path}, {len(ids)} chunks deleted")
         report.seconds = time.perf_counter() - started
         return report
 
