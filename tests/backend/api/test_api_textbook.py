@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from apitest import ClientFactory, auth_headers, make_settings
+from apitest import ClientFactory, auth_headers, login, make_settings
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, update
 
@@ -155,7 +155,7 @@ def test_docusaurus_chapters_in_sidebar_order_with_category_modules(
         (3, "foundations-ros-nodes", "Module 1: Foundations"),
         (4, "foundations-topics", "Module 1: Foundations"),
         (5, "foundations-advanced", "Module 1: Foundations"),
-        (6, "foundations-advanced-qos", "Module 1: Foundations"),
+        (6, "foundations-advanced-quality-of-service", "Module 1: Foundations"),
         (7, "foundations-advanced-summary", "Module 1: Foundations"),
         (8, "sim-gazebo-basics", "simulation"),
         (9, "simulation-summary", "simulation"),
@@ -206,5 +206,14 @@ def test_admin_ingest_of_a_docusaurus_folder_lists_what_it_skipped(
             "/api/v1/search", params={"q": "publishers", "module": "Module 1: Foundations"}
         ).json()["results"]
         assert found and found[0]["url"] == "/chapters/foundations-topics#publishers"
+
+        empty = docs.parent / "empty"
+        empty.mkdir()
+        nothing = make_client(database_url=sqlite_url, content_path=empty, store=store)
+        token = login(nothing)["access_token"]
+        refused = nothing.post("/api/v1/admin/ingest", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 500
+        assert "no chapter to ingest" in refused.json()["detail"]
+        assert store.count() == report["chunks"]  # nothing deleted
     finally:
         store.close()

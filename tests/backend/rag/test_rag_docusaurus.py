@@ -23,7 +23,7 @@ EXPECTED = [
     (3, "foundations-ros-nodes", "Nodes and Executors", MODULE_1),  # `id: ros-nodes`
     (4, "foundations-topics", "Topics", MODULE_1),  # .mdx, title from its `#` heading
     (5, "foundations-advanced", "Advanced ROS 2", MODULE_1),  # README.md, _category_.yml
-    (6, "foundations-advanced-qos", "Quality of Service", MODULE_1),
+    (6, "foundations-advanced-quality-of-service", "Quality of Service", MODULE_1),  # relative slug
     (7, "foundations-advanced-summary", "Summary", MODULE_1),
     (8, "sim-gazebo-basics", "Gazebo Basics", "simulation"),  # `slug: /sim/gazebo-basics`
     (9, "simulation-summary", "Summary", "simulation"),  # no _category_: folder name
@@ -53,6 +53,14 @@ def test_partials_drafts_and_the_broken_page_are_not_chapters() -> None:
     assert book.skipped == [
         f"{FIXTURE_DOCUSAURUS / BROKEN}: front matter is not valid YAML: "
         "did not find expected ',' or ']' (line 3)"]
+
+
+def test_hidden_and_underscore_files_and_folders_are_not_pages(tmp_path: Path) -> None:
+    for name in (".obsidian/notes.md", "_drafts/idea.md", "_snippet.mdx", "page.md"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("# Page\n\nText.\n", encoding="utf-8")
+    book = load_book(tmp_path)
+    assert [c.slug for c in book.chapters] == ["page"] and book.skipped == []
 
 
 def test_mdx_page_keeps_prose_and_code_without_imports_jsx_or_admonition_markers() -> None:
