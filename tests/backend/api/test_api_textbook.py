@@ -181,6 +181,19 @@ def test_chapters_follow_mdx_and_category_file_changes(
     chapters = {c["slug"]: c for c in api.get("/api/v1/chapters").json()}
     assert chapters["simulation-sensors"]["title"] == "Simulated sensors"
     assert chapters["simulation-summary"]["module"] == "Module 2: Simulation"
+    assert len(chapters) == 11
+
+
+def test_chapters_skip_an_unreadable_file_with_a_warning(
+    make_client: ClientFactory, sqlite_url: str, docs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = make_client(database_url=sqlite_url, content_path=docs)
+    latin1 = docs / "latin1.md"
+    latin1.write_bytes(b"# Caf\xe9\n")
+    with caplog.at_level("WARNING", logger="textbook.core.library"):
+        response = api.get("/api/v1/chapters")
+    assert response.status_code == 200 and len(response.json()) == 10
+    assert f"textbook content: skipped {latin1}: not UTF-8 text (byte 5)" in caplog.messages
 
 
 def test_admin_ingest_of_a_docusaurus_folder_lists_what_it_skipped(

@@ -125,6 +125,15 @@ def test_category_label_and_position_change_module_and_order(tmp_path: Path) -> 
                                                       ("alpha-page", "alpha")]
 
 
+def test_a_page_named_after_its_folder_opens_it(tmp_path: Path) -> None:
+    (tmp_path / "03-control").mkdir()
+    for name in ("a-first.md", "control.md"):
+        (tmp_path / "03-control" / name).write_text("Text.\n", encoding="utf-8")
+    book = load_book(tmp_path)
+    assert [(c.slug, c.title) for c in book.chapters] == [("control", "control"),
+                                                          ("control-a-first", "a-first")]
+
+
 @pytest.mark.parametrize(("content", "reason"), [
     ('{"label": "Unclosed", ', "not valid JSON: Expecting"),
     ('["a", "list"]', "must be a mapping"),
