@@ -37,6 +37,8 @@ _ADMONITION_RE = re.compile(
 # (`<>`, `</>`), an HTML comment, or an expression. `<https://...>` and `a < b` do not.
 _TAG_START_RE = re.compile(r"<(?:/?[A-Za-z][\w.-]*(?=[\s/>]|$)|/?>|!--)")
 _INLINE_TAG_RE = re.compile(r"<(?:/?[A-Za-z][\w.-]*(?:\s[^<>]*?)?/?|/?)>|<!--.*?-->|\{/\*.*?\*/\}")
+_SYNTAX_RE = re.compile(r"['\"`{}>]")
+MAX_CONSTRUCT_LINES = 100  # a tag or expression longer than this is taken for prose
 _CODE_SPAN_RE = re.compile(r"(`+).*?(?<!`)\1(?!`)")
 
 
@@ -65,11 +67,13 @@ def strip_mdx(text: str) -> str:
             continue
         stripped = line.lstrip()
         if stripped.startswith(("<", "{")) and _opens_construct(stripped):
-            kept, index = _strip_leading_constructs(lines, index)
-            out.remove()
-            if kept:
-                out.add(kept)
-            continue
+            stripped_line = _strip_leading_constructs(lines, index)
+            if stripped_line is not None:
+                kept, index = stripped_line
+                out.remove()
+                if kept:
+                    out.add(kept)
+                continue
         out.add(_strip_inline(line))
         index += 1
     return "\n".join(out.lines)
@@ -166,12 +170,10 @@ def _construct_end(text: str, start: int) -> int | None:
         if text.startswith(opener, start):
             end = text.find(closer_text, start + len(opener))
             return None if end < 0 else end + len(closer_text)
-    closer = ">" if text[start] == "<" else "}"
-    depth, quote, position = 0, "", start + 1
-    if closer == "}":
-        depth = 1
-    while position < len(text):
-        char = text[position]
+    is_tag = text[start] == "<"
+    depth, quote = (0 if is_tag else 1), ""
+    for match in _SYNTAX_RE.finditer(text, start + 1):  # only the characters that matter
+        char = match.group()
         if quote:
             if char == quote:
                 quote = ""
@@ -181,41 +183,43 @@ def _construct_end(text: str, start: int) -> int | None:
             depth += 1
         elif char == "}":
             depth -= 1
-            if closer == "}" and depth == 0:
-                return position + 1
-        elif char == ">" and closer == ">" and depth == 0:
-            return position + 1
-        position += 1
+            if not is_tag and depth == 0:
+                return match.end()
+        elif char == ">" and is_tag and depth == 0:
+            return match.end()
     return None
 
 
-def _strip_leading_constructs(lines: list[str], index: int) -> tuple[str, int]:
+def _strip_leading_constructs(lines: list[str], index: int) -> tuple[str, int] | None:
     """Remove the tags/expressions that open line `index` (they may span later lines) and
-    any that follow on the same line; the prose left over and the next line's index."""
+    any that follow on the same line: the prose left over and the next line's index. None
+    when the first one never closes (then it is not JSX but prose)."""
     text = lines[index]
-    last = index
+    joined = False
     kept: list[str] = []
-    position = len(text) - len(text.lstrip())
+    first = position = len(text) - len(text.lstrip())
     while True:
         while position < len(text) and text[position] in " \t":
             position += 1
         if position >= len(text) or text[position] == "\n":
             break
-        if not _opens_construct(text[position:]):
-            # Prose after the tags, up to the end of this line: inline tags are stripped there.
+        end = None
+        if _opens_construct(text[position:]):
+            end = _construct_end(text, position)
+            if end is None and not joined:  # a tag whose attributes continue on later lines
+                text = "\n".join(lines[index : index + MAX_CONSTRUCT_LINES])
+                joined = True
+                end = _construct_end(text, position)
+            if end is None and position == first:
+                return None
+        if end is None:
+            # Prose after the tags (or a tag that never closes), up to the end of this line.
             newline = text.find("\n", position)
             rest = text[position:] if newline < 0 else text[position:newline]
             kept.append(_strip_inline(rest).strip())
             break
-        end = _construct_end(text, position)
-        while end is None and last + 1 < len(lines):
-            last += 1
-            text += "\n" + lines[last]
-            end = _construct_end(text, position)
-        if end is None:  # never closed: not JSX after all, keep the line as prose
-            return _strip_inline(lines[index]).strip(), index + 1
         position = end
-    return " ".join(part for part in kept if part), last + 1
+    return " ".join(part for part in kept if part), index + text.count("\n", 0, position) + 1
 
 
 def _strip_inline(line: str) -> str:

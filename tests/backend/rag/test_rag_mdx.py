@@ -132,5 +132,7 @@ def test_a_fence_indented_inside_a_component_becomes_a_fence() -> None:
 
 
 def test_an_unclosed_tag_is_left_as_prose() -> None:
-    text = "<Note that this never closes\n\nIt is prose.\n"
+    text = "<Note that this never closes\n<Nor this one\n\nIt is prose.\n"
     assert strip_mdx(text) == text
+    after_a_tag = "<b>Bold</b> then <Unclosed rest\nnext\n"
+    assert strip_mdx(after_a_tag) == "Bold then <Unclosed rest\nnext\n"
