@@ -284,10 +284,11 @@ def _number_field(data: dict[str, object], name: str, *, integer: bool) -> float
     if value is None:
         return None
     # bool is an int subclass; `chapter: yes` is a mistake, not chapter 1.
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
-        kind = "a non-negative integer" if integer else "a number"
-        raise _Unreadable(f"front matter '{name}' must be {kind}, got {value!r}")
+    if integer and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _Unreadable(f"front matter '{name}' must be a non-negative integer, "
+                          f"got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Unreadable(f"front matter '{name}' must be a number, got {value!r}")
     return value
 
 
@@ -320,7 +321,6 @@ class _Doc:
 
 @dataclass(slots=True)
 class _Folder:
-    name: str
     label: str
     position: float | None
     index: list[_Doc] = field(default_factory=list)
@@ -401,7 +401,7 @@ def _read_category(directory: Path, book: Book) -> tuple[str | None, float | Non
 def _read_folder(directory: Path, folders: list[str], book: Book, seen: set[Path]) -> _Folder:
     prefix, name = _number_prefix(directory.name)
     label, position = _read_category(directory, book) if folders else (None, None)
-    folder = _Folder(name=directory.name, label=label or name,
+    folder = _Folder(label=label or name,
                      position=position if position is not None else prefix)
     index_names = (*INDEX_NAMES, name.lower())
     try:
