@@ -7,9 +7,9 @@ uses must not reach the index, while the prose inside components must:
   blank line at which its brackets are balanced; inside a paragraph `import ...` is prose.
 * JSX tags go, their children stay: `<Tabs>`, `<TabItem value="py">` (attributes may span
   lines and hold `{...}` expressions with `>` in them), `</TabItem>`, `<Figure ... />`,
-  fragments and `<!-- -->` comments. A line made only of tags becomes a blank line, so the
-  tab bodies on either side stay separate paragraphs. Tags inside a line's prose go too,
-  except inside `code spans`.
+  fragments and `<!-- -->` comments. Removed lines leave one paragraph break, so the tab
+  bodies on either side stay separate paragraphs. Tags inside a line's prose go too, except
+  inside `code spans`. A `<Name` that does not close within MAX_CONSTRUCT_LINES is prose.
 * `{/* comments */}` and expressions that open a line (`{props.x}`) go.
 * Admonition markers go (`:::note`, `:::tip[Title]`, `:::warning Title`, the closing `:::`),
   the body stays as ordinary paragraphs; a custom title stays as a line of its own.
