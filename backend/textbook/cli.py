@@ -96,6 +96,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    """Exit 0 when every file was ingested, 1 when a file was skipped or nothing could be."""
     settings = load_settings()
     from textbook.rag.store import StoreError, make_store
 
@@ -109,17 +110,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     try:
         store = make_store(settings)
+        try:
+            report = store.ingest(path, progress=progress)
+        finally:
+            store.close()
     except StoreError as exc:
-        raise CommandError(f"textbook: {exc}") from exc
-    try:
-        report = store.ingest(path, progress=progress)
-    finally:
-        store.close()
+        raise CommandError(f"textbook: the vector store cannot ingest: {exc}") from None
+    for note in report.notes:
+        _err(f"textbook: note: {note}")
+    for line in report.skipped:
+        _err(f"textbook: skipped {line}")
+    if not report.chapters:
+        raise CommandError(f"textbook: {path}: no chapter to ingest (.md or .mdx files)")
     _err(
         f"ingested {path}: {report.chapters} chapters, {report.chunks} chunks "
         f"({report.added} added, {report.unchanged} unchanged, {report.deleted} deleted) "
         f"in {report.seconds:.2f}s"
     )
+    if report.skipped:
+        _err(
+            f"textbook: {len(report.skipped)} file(s) skipped (above); chapters no longer "
+            f"in {path} are kept until every file reads"
+        )
+        return 1
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from textbook import cli
 from textbook.core.config import SAMPLE_CONTENT_DIR, get_settings
 
+DOCUSAURUS_FIXTURE = Path(__file__).parent / "rag" / "fixtures" / "docusaurus"
 GOOD_KEY = "9f2c7a1e5b3d8f6a0c4e2b7d9a1f3c5e"
 
 
@@ -125,6 +127,62 @@ def test_ingest_missing_path_is_a_clean_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _skipped_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("textbook: skipped ")]
+
+
+def test_ingest_docusaurus_folder_reports_each_bad_file_and_ingests_the_rest(
+    tmp_path: Path,
+) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCUSAURUS_FIXTURE, docs)
+    latin1 = docs / "02-simulation" / "latin1.md"
+    latin1.write_bytes("# Caf\xe9\n".encode("latin-1"))
+    category = docs / "01-foundations" / "advanced" / "_category_.yml"
+    category.write_text("label: [unclosed\n", encoding="utf-8")
+    broken = docs / "02-simulation" / "broken-front-matter.md"
+
+    result = run(tmp_path, "ingest", str(docs))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert sorted(_skipped_lines(result.stderr)) == [
+        f"textbook: skipped {category}: not valid YAML: expected ',' or ']', but got "
+        "'<stream end>' (line 2) (the folder keeps its default label and position)",
+        f"textbook: skipped {broken}: front matter is not valid YAML: did not find expected "
+        "',' or ']' (line 3)",
+        f"textbook: skipped {latin1}: not UTF-8 text (byte 5)",
+    ]
+    assert f"ingested {docs}: 10 chapters" in result.stderr
+    assert "foundations-topics: 2 chunks" in result.stderr
+
+    latin1.unlink()
+    broken.unlink()
+    category.write_text("label: Advanced topics\n", encoding="utf-8")
+    fixed = run(tmp_path, "ingest", str(docs))
+    assert fixed.returncode == 0, fixed.stderr
+    assert _skipped_lines(fixed.stderr) == []
+
+    (docs / "glossary.md").unlink()
+    removed = run(tmp_path, "ingest", str(docs))
+    assert removed.returncode == 0, removed.stderr
+    assert f"glossary: no longer in {docs}, 1 chunks deleted" in removed.stderr
+    assert "9 chapters" in removed.stderr and "1 deleted" in removed.stderr
+
+
+def test_ingest_without_chapters_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    empty = run(tmp_path, "ingest", str(tmp_path / "empty"))
+    assert empty.returncode == 1
+    assert f"textbook: {tmp_path / 'empty'}: no chapter to ingest" in empty.stderr
+    (tmp_path / "notes.txt").write_text("not a page", encoding="utf-8")
+    text = run(tmp_path, "ingest", str(tmp_path / "notes.txt"))
+    assert text.returncode == 1
+    assert _skipped_lines(text.stderr) == [
+        f"textbook: skipped {tmp_path / 'notes.txt'}: not a .md or .mdx file"
+    ]
+    assert "Traceback" not in empty.stderr + text.stderr
+
+
 def test_ingest_while_the_embedded_store_is_open_elsewhere_is_a_clean_error(
     tmp_path: Path,
 ) -> None:
@@ -138,6 +196,7 @@ def test_ingest_while_the_embedded_store_is_open_elsewhere_is_a_clean_error(
     finally:
         holder.close()
     assert result.returncode == 1
+    assert result.stderr.startswith("textbook: the vector store cannot ingest: ")
     assert "one process per QDRANT_PATH" in result.stderr
     assert "Traceback" not in result.stderr
     assert run(tmp_path, "ingest", str(SAMPLE_CONTENT_DIR)).returncode == 0  # once released

@@ -182,6 +182,8 @@ class IngestResponse(BaseModel):
     unchanged: int
     deleted: int
     seconds: float
+    skipped: list[str] = []  # "<file>: <reason>" for each file left out
+    notes: list[str] = []  # e.g. a slug renamed to stay unique
 
 
 class ComponentStatus(BaseModel):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
-from textbook.rag.content import find_chapter, find_section, load_chapters
+from textbook.rag.content import book_files, find_chapter, find_section, load_book
 from textbook.rag.types import Chapter, Section
+
+log = logging.getLogger(__name__)
 
 
 def section_url(chapter: str, anchor: str) -> str:
@@ -22,16 +25,25 @@ class ChapterLibrary:
         self._chapters: list[Chapter] = []
 
     def _current_signature(self) -> tuple[tuple[str, int, int], ...]:
-        if not self.path.exists():
-            return ()
-        files = [self.path] if self.path.is_file() else sorted(self.path.rglob("*.md"))
-        return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        signature = []
+        for file in book_files(self.path):  # pages (.md, .mdx) and _category_ files
+            try:
+                stat = file.stat()
+            except OSError:  # removed meanwhile, or a dangling link: load_book reports it
+                stat = None
+            signature.append(
+                (str(file), stat.st_mtime_ns if stat else -1, stat.st_size if stat else -1)
+            )
+        return tuple(signature)
 
     def chapters(self) -> list[Chapter]:
         signature = self._current_signature()
         with self._lock:
             if signature != self._signature:
-                self._chapters = load_chapters(self.path) if signature else []
+                book = load_book(self.path) if signature else None
+                for line in book.skipped if book else ():
+                    log.warning("textbook content: skipped %s", line)
+                self._chapters = book.chapters if book else []
                 self._signature = signature
             return self._chapters
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from textbook.core.config import Settings
 from textbook.core.readiness import Component
 from textbook.rag.chunking import Chunk, chunk_chapter
-from textbook.rag.content import load_chapters
+from textbook.rag.content import load_book
 from textbook.rag.embeddings import Embedder, EmbeddingError, make_embedder
 from textbook.rag.sparse import SparseVec, encoder_for
 from textbook.rag.types import IngestReport, Passage
@@ -154,9 +154,9 @@ class ChunkStore(ABC):
         """Keyword indexes on INDEXED_FIELDS, when missing."""
 
     @abstractmethod
-    def _scan(self, chapters: Sequence[str]) -> Iterator[tuple[str, dict[str, object]]]:
-        """(id, payload with "chapter" and "embedding_model") of the points of `chapters`;
-        may yield points of other chapters too."""
+    def _scan(self, chapters: Sequence[str] | None) -> Iterator[tuple[str, dict[str, object]]]:
+        """(id, payload with "chapter" and "embedding_model") of the points of `chapters`
+        (None: every point); may yield points of other chapters too."""
 
     @abstractmethod
     def _upsert(self, points: Sequence[NewPoint]) -> None: ...
@@ -228,11 +228,14 @@ class ChunkStore(ABC):
 
     # --- ingest ----------------------------------------------------------------------------
 
-    def _existing(self, chapters: Sequence[str]) -> dict[str, dict[str, object]]:
-        """For each chapter slug: its stored point ids and the embedding model of each."""
+    def _existing(self, chapters: Sequence[str], *,
+                  every_chapter: bool = False) -> dict[str, dict[str, object]]:
+        """For each chapter slug: its stored point ids and the embedding model of each;
+        with `every_chapter`, also for each stored chapter that is not in `chapters`."""
         found: dict[str, dict[str, object]] = {slug: {} for slug in chapters}
-        for point_id, payload in self._scan(chapters):
-            bucket = found.get(str(payload.get("chapter")))
+        for point_id, payload in self._scan(None if every_chapter else chapters):
+            slug = str(payload.get("chapter"))
+            bucket = found.setdefault(slug, {}) if every_chapter else found.get(slug)
             if bucket is not None:
                 bucket[point_id] = payload.get("embedding_model")
         return found
@@ -259,15 +262,24 @@ class ChunkStore(ABC):
 
         Chunks whose id is already stored (with the current embedding model) are left alone;
         new ones are upserted; stored chunks of the ingested chapters that no longer exist
-        are deleted. Chapters not under `path` are not touched.
+        are deleted. When `path` is a folder, it is the whole book: chapters stored but no
+        longer in it are deleted too, unless a file was skipped (it may be one of them).
+        A single file leaves the other chapters alone. Nothing is written when no chapter
+        could be read (`report.chapters == 0`); files left out are in `report.skipped`.
         """
         started = time.perf_counter()
-        chapters = load_chapters(path)
+        book = load_book(path)
+        report = IngestReport(chapters=len(book.chapters), skipped=book.skipped,
+                              notes=book.notes)
+        if not book.chapters:
+            report.seconds = time.perf_counter() - started
+            return report
         self.ensure_collection(recreate_if_mismatched=True)
-        report = IngestReport(chapters=len(chapters))
+        slugs = [chapter.slug for chapter in book.chapters]
+        prune = path.is_dir() and not book.skipped
         with self._guard:
-            stored = self._existing([chapter.slug for chapter in chapters])
-        for chapter in chapters:
+            stored = self._existing(slugs, every_chapter=prune)
+        for chapter in book.chapters:
             chunks = chunk_chapter(chapter, self.settings.chunk_max_chars,
                                    heading_context=self.settings.chunk_heading_context,
                                    index_key=self.sparse.signature)
@@ -288,6 +300,14 @@ class ChunkStore(ABC):
             if progress is not None:
                 progress(f"{chapter.slug}: {len(chunks)} chunks, {len(fresh)} added, "
                          f"{len(chunks) - len(fresh)} unchanged, {len(gone)} deleted")
+        removed = sorted(stored.keys() - set(slugs)) if prune else []
+        for slug in removed:  # after the book is written, as with sections above
+            ids = list(stored[slug])
+            with self._guard:
+                self._delete(ids)
+            report.deleted += len(ids)
+            if progress is not None:
+                progress(f"{slug}: no longer in {path}, {len(ids)} chunks deleted")
         report.seconds = time.perf_counter() - started
         return report
 

@@ -137,10 +137,10 @@ class EdgeStore(ChunkStore):
                 shard.update(edge.UpdateOperation.create_field_index(
                     field, edge.PayloadSchemaType.Keyword))
 
-    def _scan(self, chapters: Sequence[str]) -> Iterator[tuple[str, dict[str, object]]]:
+    def _scan(self, chapters: Sequence[str] | None) -> Iterator[tuple[str, dict[str, object]]]:
         shard = self._open()
-        flt = edge.Filter(must=[edge.FieldCondition(key="chapter",
-                                                    match=edge.MatchAny(list(chapters)))])
+        flt = None if chapters is None else edge.Filter(must=[edge.FieldCondition(
+            key="chapter", match=edge.MatchAny(list(chapters)))])
         offset: Any = None
         while True:
             records, offset = shard.scroll(edge.ScrollRequest(
@@ -165,16 +165,17 @@ class EdgeStore(ChunkStore):
 
     def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
         report = super().ingest(path, progress)
+        if not (report.added or report.deleted):
+            return report  # nothing written (or no chapter read: maybe no shard at all)
         with self._guard:
             shard = self._open()
-        if report.added or report.deleted:
-            # Edge runs no optimizer in the background (the server does): merge segments, drop
-            # deleted points and build indexes now. Searches go on meanwhile (Edge is
-            # thread-safe and releases the GIL), so the store's lock is not held.
-            try:
-                shard.optimize()
-            except Exception as exc:  # the data is in; a later ingest optimizes again
-                log.warning("Qdrant Edge optimize after ingest failed: %s", exc)
+        # Edge runs no optimizer in the background (the server does): merge segments, drop
+        # deleted points and build indexes now. Searches go on meanwhile (Edge is
+        # thread-safe and releases the GIL), so the store's lock is not held.
+        try:
+            shard.optimize()
+        except Exception as exc:  # the data is in; a later ingest optimizes again
+            log.warning("Qdrant Edge optimize after ingest failed: %s", exc)
         with self._guard:
             self._open().flush()  # on disk now, not only in the WAL
         return report

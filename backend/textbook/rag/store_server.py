@@ -87,8 +87,8 @@ class ServerStore(ChunkStore):
                     self.collection, field_name=field,
                     field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
 
-    def _scan(self, chapters: Sequence[str]) -> Iterator[tuple[str, dict[str, object]]]:
-        flt = models.Filter(must=[models.FieldCondition(
+    def _scan(self, chapters: Sequence[str] | None) -> Iterator[tuple[str, dict[str, object]]]:
+        flt = None if chapters is None else models.Filter(must=[models.FieldCondition(
             key="chapter", match=models.MatchAny(any=list(chapters)))])
         offset: Any = None
         while True:

@@ -44,3 +44,5 @@ class IngestReport:
     unchanged: int = 0
     deleted: int = 0
     seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # "<file>: <reason>", files left out
+    notes: list[str] = field(default_factory=list)  # e.g. a slug renamed to stay unique

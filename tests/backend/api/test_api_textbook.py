@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
-from apitest import ClientFactory
+from apitest import ClientFactory, auth_headers, login, make_settings
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, update
 
 from textbook.core.config import SAMPLE_CONTENT_DIR
+from textbook.models import User
 from textbook.rag.content import load_chapters
+from textbook.rag.store import make_store
 
 
 @pytest.fixture
@@ -124,3 +130,103 @@ def test_search_rejects_bad_queries(api: TestClient, params: dict[str, object]) 
 def test_hostile_query_strings_are_harmless(api: TestClient) -> None:
     for q in ("' OR 1=1 --", "<script>alert(1)</script>", "🤖" * 100, '{"$ne": null}'):
         assert api.get("/api/v1/search", params={"q": q}).status_code == 200
+
+
+# --- a Docusaurus docs folder ------------------------------------------------------------
+
+DOCUSAURUS_FIXTURE = Path(__file__).parents[1] / "rag" / "fixtures" / "docusaurus"
+
+
+@pytest.fixture
+def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site") / "docs"
+    shutil.copytree(DOCUSAURUS_FIXTURE, target)
+    return target
+
+
+def test_docusaurus_chapters_in_sidebar_order_with_category_modules(
+    make_client: ClientFactory, sqlite_url: str, docs: Path
+) -> None:
+    api = make_client(database_url=sqlite_url, content_path=docs)
+    chapters = api.get("/api/v1/chapters").json()
+    assert [(c["number"], c["slug"], c["module"]) for c in chapters] == [
+        (1, "index", ""),
+        (2, "foundations", "Module 1: Foundations"),
+        (3, "foundations-ros-nodes", "Module 1: Foundations"),
+        (4, "foundations-topics", "Module 1: Foundations"),
+        (5, "foundations-advanced", "Module 1: Foundations"),
+        (6, "foundations-advanced-quality-of-service", "Module 1: Foundations"),
+        (7, "foundations-advanced-summary", "Module 1: Foundations"),
+        (8, "sim-gazebo-basics", "simulation"),
+        (9, "simulation-summary", "simulation"),
+        (10, "glossary", ""),
+    ]
+    section = api.get("/api/v1/chapters/foundations-ros-nodes/sections/executors").json()
+    assert section["url"] == "/chapters/foundations-ros-nodes#executors"
+    assert section["text"] == "An executor runs the callbacks of one or more nodes."
+
+
+def test_chapters_follow_mdx_and_category_file_changes(
+    make_client: ClientFactory, sqlite_url: str, docs: Path
+) -> None:
+    api = make_client(database_url=sqlite_url, content_path=docs)
+    assert len(api.get("/api/v1/chapters").json()) == 10
+    (docs / "02-simulation" / "sensors.mdx").write_text(
+        "import X from '@site/x';\n\n# Simulated sensors\n\n<X />\n\nCameras and IMUs.\n",
+        encoding="utf-8",
+    )
+    (docs / "02-simulation" / "_category_.json").write_text(
+        '{"label": "Module 2: Simulation"}', encoding="utf-8"
+    )
+    chapters = {c["slug"]: c for c in api.get("/api/v1/chapters").json()}
+    assert chapters["simulation-sensors"]["title"] == "Simulated sensors"
+    assert chapters["simulation-summary"]["module"] == "Module 2: Simulation"
+    assert len(chapters) == 11
+
+
+def test_chapters_skip_an_unreadable_file_with_a_warning(
+    make_client: ClientFactory, sqlite_url: str, docs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = make_client(database_url=sqlite_url, content_path=docs)
+    latin1 = docs / "latin1.md"
+    latin1.write_bytes(b"# Caf\xe9\n")
+    with caplog.at_level("WARNING", logger="textbook.core.library"):
+        response = api.get("/api/v1/chapters")
+    assert response.status_code == 200 and len(response.json()) == 10
+    assert f"textbook content: skipped {latin1}: not UTF-8 text (byte 5)" in caplog.messages
+
+
+def test_admin_ingest_of_a_docusaurus_folder_lists_what_it_skipped(
+    make_client: ClientFactory, sqlite_url: str, docs: Path, tmp_path: Path
+) -> None:
+    store = make_store(make_settings(tmp_path / "own-store"))  # not the shared sample store
+    try:
+        api = make_client(database_url=sqlite_url, content_path=docs, store=store)
+        headers = auth_headers(api)
+        engine = create_engine(sqlite_url)
+        with engine.begin() as conn:
+            conn.execute(update(User).values(is_admin=True))
+        engine.dispose()
+        response = api.post("/api/v1/admin/ingest", headers=headers)
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert report["chapters"] == 10
+        assert report["skipped"] == [
+            f"{docs / '02-simulation' / 'broken-front-matter.md'}: front matter is not valid "
+            "YAML: did not find expected ',' or ']' (line 3)"
+        ]
+        found = api.get(
+            "/api/v1/search", params={"q": "publishers", "module": "Module 1: Foundations"}
+        ).json()["results"]
+        assert found and found[0]["url"] == "/chapters/foundations-topics#publishers"
+
+        empty = docs.parent / "empty"
+        empty.mkdir()
+        nothing = make_client(database_url=sqlite_url, content_path=empty, store=store)
+        token = login(nothing)["access_token"]
+        refused = nothing.post("/api/v1/admin/ingest", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 500
+        assert "no chapter to ingest" in refused.json()["detail"]
+        assert store.count() == report["chunks"]  # nothing deleted
+    finally:
+        store.close()

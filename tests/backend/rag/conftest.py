@@ -19,6 +19,7 @@ import uvicorn
 import yaml
 from rag_helpers import (
     FIXTURE_CHAPTERS,
+    FIXTURE_DOCUSAURUS,
     STANDIN_API_KEY,
     FakeEmbeddingsServer,
     embeddings_app,
@@ -36,6 +37,14 @@ def chapters_dir(tmp_path: Path) -> Path:
     """A writable copy of the fixture chapters (ingest tests edit them)."""
     target = tmp_path / "chapters"
     shutil.copytree(FIXTURE_CHAPTERS, target)
+    return target
+
+
+@pytest.fixture
+def docs_dir(tmp_path: Path) -> Path:
+    """A writable copy of the Docusaurus fixture folder."""
+    target = tmp_path / "docs"
+    shutil.copytree(FIXTURE_DOCUSAURUS, target)
     return target
 
 

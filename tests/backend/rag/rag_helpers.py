@@ -26,6 +26,8 @@ from textbook.rag.store_server import ServerStore
 
 FIXTURE_CHAPTERS = Path(__file__).parent / "fixtures" / "chapters"
 STANDIN_API_KEY = "rag-test-key-not-a-secret-0123456789"
+# A Docusaurus docs folder as sites keep it: categories, MDX, a page that cannot be read.
+FIXTURE_DOCUSAURUS = Path(__file__).parent / "fixtures" / "docusaurus"
 
 
 # --- a local OpenAI-compatible embeddings server ------------------------------------------

@@ -140,11 +140,60 @@ def test_payload_indexes_on_module_and_chapter(store: ChunkStore) -> None:
     assert keyword_indexes(store) == set(INDEXED_FIELDS)
 
 
-def test_bad_chapter_fails_before_writing(store: ChunkStore, chapters_dir: Path) -> None:
-    (chapters_dir / "03-broken.md").write_text("# no front matter\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"03-broken\.md"):
-        store.ingest(chapters_dir)
-    assert store.count() == 0
+def test_unreadable_chapter_is_skipped_and_the_rest_ingested(store: ChunkStore,
+                                                             chapters_dir: Path) -> None:
+    broken = chapters_dir / "03-broken.md"
+    broken.write_text("---\ntitle: [unclosed\n---\n# Broken\n", encoding="utf-8")
+    report = store.ingest(chapters_dir)
+    assert report.chapters == 2 and report.added == report.chunks > 0
+    assert len(report.skipped) == 1 and report.skipped[0].startswith(f"{broken}: ")
+    assert store.count() == report.chunks
+
+
+def test_removed_file_is_deleted_on_reingest(ingested: ChunkStore, chapters_dir: Path) -> None:
+    kept = {c.id for c in chunk_chapters(load_chapters(chapters_dir / "01-nervous-system.md"),
+                                         index_key=ingested.sparse.signature)}
+    removed = ingested.count() - len(kept)
+    messages: list[str] = []
+    (chapters_dir / "02-digital-twin.md").unlink()
+    report = ingested.ingest(chapters_dir, progress=messages.append)
+    assert (report.chapters, report.added, report.unchanged, report.deleted) == (
+        1, 0, len(kept), removed)
+    assert ingested.chunk_ids() == kept
+    assert f"gazebo-simulation: no longer in {chapters_dir}, {removed} chunks deleted" in messages
+    assert ingested.search("Gazebo physics engines", limit=5, module=MODULE_2) == []
+
+
+def test_removed_file_is_kept_while_another_file_is_skipped(ingested: ChunkStore,
+                                                            chapters_dir: Path) -> None:
+    """The skipped file may be the removed chapter under a new name: delete nothing."""
+    total = ingested.count()
+    (chapters_dir / "02-digital-twin.md").unlink()
+    (chapters_dir / "03-new.md").write_bytes(b"# Caf\xe9\n")
+    report = ingested.ingest(chapters_dir)
+    assert (report.chapters, report.deleted) == (1, 0) and len(report.skipped) == 1
+    assert ingested.count() == total
+
+
+def test_folder_without_chapters_changes_nothing(ingested: ChunkStore, tmp_path: Path) -> None:
+    total = ingested.count()
+    (tmp_path / "empty").mkdir()
+    report = ingested.ingest(tmp_path / "empty")
+    assert (report.chapters, report.chunks, report.deleted) == (0, 0, 0)
+    assert ingested.count() == total
+
+
+def test_docusaurus_folder_is_searchable_by_category_module(store: ChunkStore,
+                                                           docs_dir: Path) -> None:
+    report = store.ingest(docs_dir)
+    assert report.chapters == 10 and len(report.skipped) == 1
+    hits = store.search("exactly one message type", limit=3)
+    assert (hits[0].chapter, hits[0].anchor, hits[0].module) == (
+        "foundations-topics", "topics", "Module 1: Foundations")
+    in_module = store.search("summary", limit=10, module="simulation")
+    assert {h.chapter for h in in_module} == {"simulation-summary"}
+    assert all("import " not in h.text for h in store.search("Tabs TabItem", limit=10)
+               if "```" not in h.text)
 
 
 def test_unreachable_server_is_not_ready(sparse_settings: Settings) -> None:
@@ -174,15 +223,16 @@ def _many_chapters(target: Path, count: int) -> Path:
     return target
 
 
-def test_many_chapters_reingest_and_leave_other_chapters(ingested: ChunkStore,
-                                                         tmp_path: Path) -> None:
-    """Ten chapters at once: bookkeeping over many chapters leaves the others alone."""
+def test_many_chapters_reingest_and_replace_the_book(ingested: ChunkStore,
+                                                     tmp_path: Path) -> None:
+    """Ten chapters at once; a folder is the whole book: the chapters of the one ingested
+    before are deleted."""
     count = 10
     fixture_ids = ingested.chunk_ids()
     extra = _many_chapters(tmp_path / "extra", count)
     first = ingested.ingest(extra)
-    assert (first.chapters, first.added, first.deleted) == (count, 2 * count, 0)
-    assert fixture_ids <= ingested.chunk_ids()  # chapters not ingested are left alone
+    assert (first.chapters, first.added, first.deleted) == (count, 2 * count, len(fixture_ids))
+    assert not fixture_ids & ingested.chunk_ids()
     again = ingested.ingest(extra)
     assert (again.added, again.unchanged, again.deleted) == (0, 2 * count, 0)
     source = extra / "03.md"
@@ -190,7 +240,8 @@ def test_many_chapters_reingest_and_leave_other_chapters(ingested: ChunkStore,
                       encoding="utf-8")
     third = ingested.ingest(extra)
     assert (third.added, third.deleted) == (0, 1)
-    assert ingested.count() == len(fixture_ids) + 2 * count - 1
+    assert ingested.count() == 2 * count - 1
+
 
 
 def test_another_sparse_encoding_reindexes_every_chunk(ingested: ChunkStore,

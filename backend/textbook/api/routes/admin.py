@@ -19,14 +19,23 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 async def ingest(
     request: Request, _admin: AdminUser, store: StoreDep, settings: SettingsDep
 ) -> IngestResponse:
-    """(Re)index settings.content_path; unchanged chunks are kept (content-hash ids)."""
+    """(Re)index settings.content_path; unchanged chunks are kept (content-hash ids).
+
+    Files that cannot be read are listed in `skipped` and the rest is indexed; chapters no
+    longer on disk are deleted unless a file was skipped.
+    """
     try:
         report = await run_in_threadpool(store.ingest, settings.content_path)
-    except ValueError as exc:  # malformed chapter files on the server
+    except ValueError as exc:  # CONTENT_PATH does not exist on the server
         raise HTTPException(
             status.HTTP_500_INTERNAL_SERVER_ERROR,
             f"The textbook content could not be ingested: {exc}",
         ) from exc
+    if not report.chapters:
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            f"The textbook content has no chapter to ingest; skipped: {report.skipped}",
+        )
     request.app.state.library.invalidate()
     return IngestResponse(
         chapters=report.chapters,
@@ -35,4 +44,6 @@ async def ingest(
         unchanged=report.unchanged,
         deleted=report.deleted,
         seconds=round(report.seconds, 3),
+        skipped=report.skipped,
+        notes=report.notes,
     )
