@@ -335,3 +335,33 @@ def test_bad_snapshots_are_refused_and_change_nothing(
     assert client.count("chunks").count == 4  # untouched by the three refusals
     missing = httpx.get(f"{url}/collections/chunks/snapshots/nope.snapshot", headers=headers)
     assert missing.status_code == 404
+
+
+def test_an_unnamed_vector_collection_as_the_role_verifies_it(
+    server: tuple[str, Path, subprocess.Popen[bytes]],
+) -> None:
+    url, headers = server[0], {"api-key": API_KEY}
+    created = httpx.put(
+        f"{url}/collections/verify",
+        headers=headers,
+        json={"vectors": {"size": 2, "distance": "Dot"}},
+    )
+    assert created.status_code == 200, created.text
+    points = [
+        {"id": 1, "vector": [1.0, 0.0], "payload": {"t": "a"}},
+        {"id": 2, "vector": [0.0, 1.0], "payload": {"t": "b"}},
+    ]
+    upserted = httpx.put(
+        f"{url}/collections/verify/points?wait=true", headers=headers, json={"points": points}
+    )
+    assert upserted.status_code == 200, upserted.text
+    query = httpx.post(
+        f"{url}/collections/verify/points/query",
+        headers=headers,
+        json={"query": [0.1, 0.9], "limit": 1, "with_payload": True, "with_vector": True},
+    )
+    (point,) = query.json()["result"]["points"]
+    assert (point["id"], point["payload"], point["vector"]) == (2, {"t": "b"}, [0.0, 1.0])
+    info = httpx.get(f"{url}/collections/verify", headers=headers).json()["result"]
+    vectors = info["config"]["params"]["vectors"]
+    assert (vectors["size"], vectors["distance"]) == (2, "Dot")

@@ -284,14 +284,15 @@ class ChunkStore(ABC):
                                    heading_context=self.settings.chunk_heading_context,
                                    index_key=self.sparse.signature)
             existing = stored[chapter.slug]
-            with self._guard:
-                fresh = [c for c in chunks
-                         if existing.get(c.id, _ABSENT) != self.embedding_model]
-                for start in range(0, len(fresh), UPSERT_BATCH):
-                    self._upsert(self._points(fresh[start : start + UPSERT_BATCH]))
-                current = {c.id for c in chunks}
-                gone = [i for i in existing if i not in current]
-                if gone:  # after the upsert: a section is never briefly missing
+            fresh = [c for c in chunks if existing.get(c.id, _ABSENT) != self.embedding_model]
+            for start in range(0, len(fresh), UPSERT_BATCH):
+                points = self._points(fresh[start : start + UPSERT_BATCH])  # embeds: unlocked
+                with self._guard:
+                    self._upsert(points)
+            current = {c.id for c in chunks}
+            gone = [i for i in existing if i not in current]
+            if gone:  # after the upsert: a section is never briefly missing
+                with self._guard:
                     self._delete(gone)
             report.chunks += len(chunks)
             report.added += len(fresh)
@@ -334,20 +335,19 @@ class ChunkStore(ABC):
         with self._guard:
             try:
                 layout = self._layout_cached()
-            except StoreError:
-                raise
             except Exception as exc:
                 raise StoreError(f"qdrant unreachable: {type(exc).__name__}: {exc}") from exc
-            if layout is None:
-                raise StoreError(f"collection {self.collection!r} is missing: run "
-                                 "`textbook ingest`")
-            sparse = self.sparse.query(query)
-            dense = self._query_dense(query, layout)
-            if dense is None and not sparse:
-                return []  # only stopwords and no embeddings: nothing to match on
-            request = Query(sparse=sparse or None, dense=dense, module=module or None,
-                            chapter=chapter or None, limit=limit,
-                            depth=max(MIN_PREFETCH, limit * PREFETCH_FACTOR))
+        if layout is None:
+            raise StoreError(f"collection {self.collection!r} is missing: run "
+                             "`textbook ingest`")
+        sparse = self.sparse.query(query)
+        dense = self._query_dense(query, layout)  # may call the embeddings API: unlocked
+        if dense is None and not sparse:
+            return []  # only stopwords and no embeddings: nothing to match on
+        request = Query(sparse=sparse or None, dense=dense, module=module or None,
+                        chapter=chapter or None, limit=limit,
+                        depth=max(MIN_PREFETCH, limit * PREFETCH_FACTOR))
+        with self._guard:
             try:
                 return self._query(request)
             except Exception as exc:
