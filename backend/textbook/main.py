@@ -20,8 +20,8 @@ from textbook.api.deps import Store
 from textbook.api.main import api_router
 from textbook.core.config import Settings, get_settings
 from textbook.core.db import make_engine, make_sessionmaker
-from textbook.core.errors import install_exception_handlers
-from textbook.core.library import ChapterLibrary
+from textbook.api.errors import install_exception_handlers
+from textbook.rag.library import ChapterLibrary
 from textbook.core.logging import RequestLog, configure_logging
 from textbook.core.metrics import Metrics, RouteTemplates
 from textbook.core.middleware import RequestContextMiddleware

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from textbook.core.library import section_url
+from textbook.rag.library import section_url
 from textbook.rag.types import Passage
 
 

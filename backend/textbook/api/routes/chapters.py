@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
 from textbook.api.schemas import ChapterSummary, SectionOut, SectionSummary
-from textbook.core.library import ChapterLibrary, section_url
+from textbook.rag.library import ChapterLibrary, section_url
 from textbook.rag.types import Chapter
 
 router = APIRouter(prefix="/chapters", tags=["chapters"])
