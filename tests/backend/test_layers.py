@@ -40,13 +40,13 @@ def test_a_layer_imports_nothing_from_the_layers_above_it(
     assert upward_imports(graph, layer) - KNOWN == set()
 
 
-def test_the_check_sees_an_upward_import(graph: grimp.ImportGraph) -> None:
+def test_the_check_sees_an_upward_import() -> None:
     """The test above would fail: core/middleware.py's imports are in the graph, and an
     import of api/ added to it is reported."""
-    assert "textbook.core.logging" in graph.find_modules_directly_imported_by(
+    changed = grimp.build_graph("textbook", cache_dir=None)  # its own: this one is changed
+    assert "textbook.core.logging" in changed.find_modules_directly_imported_by(
         "textbook.core.middleware"
     )
-    changed = graph.copy()
     changed.add_import(importer="textbook.core.middleware", imported="textbook.api.deps")
     assert ("textbook.core.middleware", "textbook.api.deps") in upward_imports(
         changed, "textbook.core"
