@@ -6,10 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field
 
 from textbook.rag.library import section_url
-from textbook.rag.types import Passage
 
 
 def _no_control_chars(value: str) -> str:
@@ -88,30 +87,30 @@ class SectionOut(BaseModel):
     title: str
     anchor: str
     level: int
-    url: str
     text: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        return section_url(self.chapter, self.anchor)
 
 
 class Citation(BaseModel):
+    """Made from a retrieved Passage (`Citation.model_validate(passage)`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     chapter: str
     chapter_title: str
     module: str
     section: str
     anchor: str
-    url: str
     score: float
 
-    @classmethod
-    def from_passage(cls, passage: Passage) -> Citation:
-        return cls(
-            chapter=passage.chapter,
-            chapter_title=passage.chapter_title,
-            module=passage.module,
-            section=passage.section,
-            anchor=passage.anchor,
-            url=section_url(passage.chapter, passage.anchor),
-            score=passage.score,
-        )
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        return section_url(self.chapter, self.anchor)
 
 
 class SearchHit(Citation):
@@ -176,6 +175,8 @@ class SessionDetail(SessionSummary):
 
 
 class IngestResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     chapters: int
     chunks: int
     added: int

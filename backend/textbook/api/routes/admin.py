@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
@@ -28,11 +30,4 @@ async def ingest(
             f"The textbook content could not be ingested: {exc}",
         ) from exc
     request.app.state.library.invalidate()
-    return IngestResponse(
-        chapters=report.chapters,
-        chunks=report.chunks,
-        added=report.added,
-        unchanged=report.unchanged,
-        deleted=report.deleted,
-        seconds=round(report.seconds, 3),
-    )
+    return IngestResponse.model_validate(replace(report, seconds=round(report.seconds, 3)))
