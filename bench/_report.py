@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -131,7 +130,7 @@ class Server:
                 with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310
                     if response.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # not listening or not answering yet
                 pass
             time.sleep(0.5)
         raise SystemExit(f"{self.url} not ready after {timeout} s; see {self.log}")

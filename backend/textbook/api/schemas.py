@@ -80,14 +80,11 @@ class ChapterSummary(BaseModel):
     sections: list[SectionSummary]
 
 
-class SectionOut(BaseModel):
+class SectionLink(BaseModel):
+    """A section of a chapter with its URL on the textbook site."""
+
     chapter: str
-    chapter_title: str
-    module: str
-    title: str
     anchor: str
-    level: int
-    text: str
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -95,22 +92,23 @@ class SectionOut(BaseModel):
         return section_url(self.chapter, self.anchor)
 
 
-class Citation(BaseModel):
+class SectionOut(SectionLink):
+    chapter_title: str
+    module: str
+    title: str
+    level: int
+    text: str
+
+
+class Citation(SectionLink):
     """Made from a retrieved Passage (`Citation.model_validate(passage)`)."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    chapter: str
     chapter_title: str
     module: str
     section: str
-    anchor: str
     score: float
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def url(self) -> str:
-        return section_url(self.chapter, self.anchor)
 
 
 class SearchHit(Citation):
