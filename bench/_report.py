@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: latency summaries and the JSON report files.
+"""Shared helpers for the benchmarks: servers on loopback, latency summaries and the JSON
+report files.
 
 Every benchmark writes `reports/bench/<name>.json` (or under $BENCH_REPORT_DIR):
 
@@ -14,11 +15,15 @@ import json
 import math
 import os
 import platform
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,24 +44,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     rank = (len(ordered) - 1) * q / 100
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """A distribution-free confidence interval for the median (the sign test's): the k-th
-    smallest and k-th largest of the values, k the largest rank whose binomial tail stays
-    within (1 - confidence) / 2. Needs at least 6 values for 95 %."""
-    n = len(values)
-    tail = (1 - confidence) / 2
-    cumulative, k = 0.0, 0
-    while k < n:
-        cumulative += math.comb(n, k) / 2**n  # P(fewer than k + 1 values below the median)
-        if cumulative > tail:
-            break
-        k += 1
-    if k == 0:
-        raise ValueError(f"{n} values are too few for a {confidence:.0%} interval of the median")
-    ordered = sorted(values)
-    return ordered[k - 1], ordered[n - k]
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
@@ -109,3 +96,51 @@ def write_report(name: str, results: dict[str, Any]) -> Path:
     document = {"benchmark": name, "environment": environment(), "results": results}
     target.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return target
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A server process on loopback, its output in `log`, ready when `url` answers 200."""
+
+    argv: list[str]
+    env: dict[str, str]
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
+            )
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.argv} exited ({self.process.returncode}); see {self.log}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except OSError:  # not listening or not answering yet
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"{self.url} not ready after {timeout} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _report import latency_summary, write_report
+from _report import Server, free_port, latency_summary, write_report
 
 from textbook.core.config import SAMPLE_CONTENT_DIR
 
@@ -53,34 +51,13 @@ SELECTION = (
     "to a topic without knowing who receives them, and subscribers receive every message "
     "published on it. Quality of service settings decide whether delivery is reliable."
 )
-BOOT_TIMEOUT_SECONDS = 300
 PASSWORD = "bench password, long enough"  # noqa: S105 - throwaway user of a throwaway DB
 ACCESS_LINE = b'"logger": "textbook.access"'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def textbook(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "-m", "textbook.cli", *args], env=env, check=True,  # noqa: S603
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_ready(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited ({server.returncode}); see {log}")
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=10).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"server not ready after {BOOT_TIMEOUT_SECONDS}s; see {log}")
 
 
 def timed(count: int, warmup: int, call: Callable[[int], bool]) -> dict[str, Any]:
@@ -145,21 +122,16 @@ def run(requests: int, warmup: int) -> dict[str, Any]:
         with_ingest = time.perf_counter()
         textbook(env, "ingest", str(SAMPLE_CONTENT_DIR))
         ingest_seconds = time.perf_counter() - with_ingest
+        base = f"http://127.0.0.1:{port}"
         log = tmp / "server.log"
-        with log.open("wb") as out:
-            server = subprocess.Popen([sys.executable, "-m", "textbook.cli", "serve"],
-                                      env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+        server = Server([sys.executable, "-m", "textbook.cli", "serve"], env,
+                        f"{base}/api/v1/health", log)
+        server.start()
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(base, server, log)
+            server.wait_ready()
             results = measure(base, requests, warmup)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            server.stop()
         with log.open("rb") as lines:
             results["access_log_lines"] = sum(1 for line in lines if ACCESS_LINE in line)
     results["setup"] = {"server": "textbook serve (gunicorn, 1 worker: embedded Qdrant)",

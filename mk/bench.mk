@@ -1,8 +1,8 @@
 # Benchmarks: measurements, not tests (nothing here fails on a slow machine). Each
 # bench/<name>.py writes reports/bench/<name>.json through bench/_report.py; files starting
 # with "_" are helpers. `make bench BENCH=rag` runs one. http_server drives loopback servers
-# with wrk (Debian package `wrk`); http_instructions counts a request's instructions under
-# valgrind (package `valgrind`); chat serves the sample textbook like `make serve`.
+# with wrk (Debian package `wrk`); chat serves the sample textbook like `make serve`.
+# Figures and how to read them: docs/bench.md.
 BENCH_SCRIPTS := $(sort $(filter-out bench/_%.py,$(wildcard bench/*.py)))
 BENCH ?=
 

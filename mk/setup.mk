@@ -1,6 +1,6 @@
 # Fresh-machine setup: Debian packages and the project venv. Stamps make warm runs free.
 APT_PACKAGES := postgresql postgresql-contrib docker.io debootstrap qemu-system-x86 qemu-utils \
-	pebble openssh-client rsync zstd iproute2 curl ca-certificates wrk valgrind shellcheck openssl
+	pebble openssh-client rsync zstd iproute2 curl ca-certificates wrk shellcheck openssl
 STAMP := $(ROOT)/.cache/stamps
 
 .PHONY: setup apt venv

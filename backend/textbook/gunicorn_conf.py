@@ -25,14 +25,8 @@ def worker_count(
     embedded_qdrant: bool | None = None,
 ) -> int:
     """Workers: WEB_CONCURRENCY, else one per core (capped at 8); always 1 with embedded
-    Qdrant (Qdrant Edge), which allows one process per storage path.
-
-    One per core, not gunicorn's 2 x cores + 1 (advice for sync workers, which block on each
-    request): a uvicorn worker serves many requests at once in its event loop, and more
-    workers than cores only take turns on them. Measured on 2 cores (GET /health, servers with
-    2 and 5 workers side by side, alternating, with bench/http_server.py's wrk settings, two
-    runs): 2 workers served 4 % more requests/s than 5, with 6-11 % less CPU per request and
-    3 x 170 MB less memory; the deployment's default is 2 as well."""
+    Qdrant (Qdrant Edge), which allows one process per storage path. One per core, not
+    2 x cores + 1: a uvicorn worker serves many requests at once (measured: docs/bench.md)."""
     environ: Mapping[str, str] = os.environ if env is None else env
     if embedded_qdrant is None:
         embedded_qdrant = _settings.qdrant_url is None

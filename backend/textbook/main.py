@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -12,45 +11,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
-from starlette.middleware import Middleware
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.types import ASGIApp
 
+from textbook.api.errors import install_exception_handlers
 from textbook.api.main import api_router
 from textbook.core.config import Settings, get_settings
 from textbook.core.db import make_engine, make_sessionmaker
-from textbook.core.errors import install_exception_handlers
-from textbook.core.library import ChapterLibrary
-from textbook.core.logging import RequestLog, configure_logging
+from textbook.core.logging import configure_logging
 from textbook.core.metrics import Metrics, RouteTemplates
-from textbook.core.middleware import RequestContextMiddleware
+from textbook.core.middleware import RequestMiddleware
 from textbook.core.ratelimit import RateLimiter
-from textbook.core.tasks import name_tasks_without_printf
 from textbook.llm import make_llm_client
+from textbook.rag.library import ChapterLibrary
 from textbook.rag.store import Store, open_store
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("textbook")
-
-
-class TextbookAPI(FastAPI):
-    """FastAPI with our request layer (`request_layer`, see RequestContextMiddleware) as the
-    outermost one, in the place of Starlette's ServerErrorMiddleware: both turn an unhandled
-    error into a 500, ours with a JSON body and the request id. One layer and one send
-    wrapper less on every request. In debug mode, or with a handler registered for 500 or
-    Exception, ServerErrorMiddleware stays (inside our layer) to do its own job."""
-
-    request_layer: Middleware | None = None
-
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        if self.request_layer is None:
-            return stack
-        if isinstance(stack, ServerErrorMiddleware) and not self.debug and stack.handler is None:
-            stack = stack.app
-        cls, args, kwargs = self.request_layer
-        layer: ASGIApp = cls(stack, *args, **kwargs)
-        return layer
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
@@ -70,10 +45,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         # collections during requests scan only what requests allocate (gc.freeze docs).
         gc.collect()
         gc.freeze()
-        # uvicorn makes a task per request; on Python 3.11 naming it costs a slow sprintf once
-        # numpy is loaded (see textbook.core.tasks).
-        loop = asyncio.get_running_loop()
-        named_tasks = name_tasks_without_printf(loop)
         log.info(
             "started",
             extra={
@@ -85,16 +56,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         try:
             yield
         finally:
-            if named_tasks:
-                loop.set_task_factory(None)
-            app.state.request_log.flush()
             if app.state.llm is not None:
                 await app.state.llm.close()
             if store is None and app.state.store is not None:
                 app.state.store.close()
             engine.dispose()
 
-    app = TextbookAPI(
+    app = FastAPI(
         title=settings.project_name,
         version="1.0.0",
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -123,23 +91,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         include_in_schema=False,
     )
     def metrics(request: Request) -> Response:
-        request.app.state.request_log.flush()  # the requests handled so far, counted
         body, content_type = request.app.state.metrics.render()
         return Response(body, media_type=content_type)
 
     app.include_router(api_router, prefix=API_PREFIX)
 
-    fixed = (
-        "/health",
-        "/metrics",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
-        f"{API_PREFIX}/openapi.json",
-    )
-    app.state.request_log = RequestLog(
-        app.state.metrics.observe_requests, RouteTemplates(app, fixed)
-    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -149,12 +105,20 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    # Outermost: proxy headers resolve the client before anything uses it, and every
-    # response, CORS preflights and unhandled errors included, gets a request id and an
-    # access line.
-    app.request_layer = Middleware(
-        RequestContextMiddleware,
-        request_log=app.state.request_log,
+    # Added last, so outermost: every response, CORS preflights and unhandled errors included,
+    # gets a request id, an access line and metrics.
+    fixed = (
+        "/health",
+        "/metrics",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        f"{API_PREFIX}/openapi.json",
+    )
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=app.state.metrics,
+        routes=RouteTemplates(app, fixed),
         max_body_bytes=settings.max_body_bytes,
         trusted_proxies=settings.trusted_proxies,
     )

@@ -6,7 +6,6 @@ One converge, many checks; runs beside test_four_hosts.py (make test-deploy).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,7 +71,6 @@ def test_several_workers_share_their_metrics(single: str) -> None:
         return docker_exec(single, "bash", "-c", command).stdout
 
     def health_counts() -> set[str]:
-        time.sleep(0.5)  # workers hand requests to the metrics in batches (0.2 s)
         scrapes = sh(f"for i in 1 2 3 4 5 6; do {curl}/metrics; done")
         return {row.split()[-1] for row in scrapes.splitlines() if row.startswith(line)}
 

@@ -47,7 +47,7 @@ class Turn:
     @property
     def citations(self) -> list[Citation]:
         # One per passage, in prompt order: the answer's [n] refers to citations[n-1].
-        return [Citation.from_passage(p) for p in self.passages]
+        return [Citation.model_validate(p) for p in self.passages]
 
 
 def owned_session(db: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> ChatSession:

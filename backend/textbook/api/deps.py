@@ -11,6 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from textbook.core.config import Settings
+from textbook.core.middleware import set_user_id
 from textbook.core.ratelimit import RateLimiter
 from textbook.core.security import TokenError, TokenType, decode_token
 from textbook.llm import LLMClient
@@ -107,7 +108,7 @@ def get_current_user(
     if not token:
         raise _unauthorized("Not authenticated")
     user = user_for_token(session, settings, token, "access")
-    request.scope.setdefault("state", {})["user_id"] = str(user.id)
+    set_user_id(request.scope, str(user.id))
     limiter = get_rate_limiter(request)
     limiter.check(limiter.per_user, "per-user", str(user.id))
     return user

@@ -6,10 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field
 
-from textbook.core.library import section_url
-from textbook.rag.types import Passage
+from textbook.rag.library import section_url
 
 
 def _no_control_chars(value: str) -> str:
@@ -81,37 +80,35 @@ class ChapterSummary(BaseModel):
     sections: list[SectionSummary]
 
 
-class SectionOut(BaseModel):
+class SectionLink(BaseModel):
+    """A section of a chapter with its URL on the textbook site."""
+
     chapter: str
+    anchor: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        return section_url(self.chapter, self.anchor)
+
+
+class SectionOut(SectionLink):
     chapter_title: str
     module: str
     title: str
-    anchor: str
     level: int
-    url: str
     text: str
 
 
-class Citation(BaseModel):
-    chapter: str
+class Citation(SectionLink):
+    """Made from a retrieved Passage (`Citation.model_validate(passage)`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     chapter_title: str
     module: str
     section: str
-    anchor: str
-    url: str
     score: float
-
-    @classmethod
-    def from_passage(cls, passage: Passage) -> Citation:
-        return cls(
-            chapter=passage.chapter,
-            chapter_title=passage.chapter_title,
-            module=passage.module,
-            section=passage.section,
-            anchor=passage.anchor,
-            url=section_url(passage.chapter, passage.anchor),
-            score=passage.score,
-        )
 
 
 class SearchHit(Citation):
@@ -176,6 +173,8 @@ class SessionDetail(SessionSummary):
 
 
 class IngestResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     chapters: int
     chunks: int
     added: int

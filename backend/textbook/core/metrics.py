@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from bisect import bisect_right
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,27 +20,7 @@ from starlette.routing import compile_path
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-
-
-class BatchHistogram(Histogram):
-    """A Histogram that also takes many observations at once, already sorted into buckets:
-    one update per bucket and label set instead of one per observation (in multiprocess
-    mode each update is a write to a shared file)."""
-
-    @property
-    def upper_bounds(self) -> list[float]:
-        return list(self._upper_bounds)
-
-    def observe_counts(self, bucket_counts: list[int], total: float) -> None:
-        """As `observe()` called bucket_counts[i] times with values in bucket i (the first
-        bound >= the value, as observe() files them) and adding up to `total`."""
-        self._raise_if_not_observable()  # type: ignore[no-untyped-call]
-        self._sum.inc(total)
-        for bucket, count in zip(self._buckets, bucket_counts, strict=True):
-            if count:
-                bucket.inc(count)
 
 
 class Metrics:
@@ -57,7 +36,7 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
-        self.latency = BatchHistogram(
+        self.latency = Histogram(
             "textbook_http_request_duration_seconds",
             "HTTP request latency by method and route template.",
             ["method", "route"],
@@ -70,30 +49,10 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.bounds = self.latency.upper_bounds
 
-    def observe_requests(self, requests: Mapping[tuple[str, str, int], list[float]]) -> None:
-        """The requests handled since the last call: seconds of each, by (method, route
-        template, status). One update per counter and latency bucket; no Python code runs
-        per request (each label set's durations are sorted, then cut at the bucket bounds)."""
-        bounds = self.bounds
-        latency: dict[tuple[str, str], list[Any]] = {}  # [sum, count in bucket 0, 1, ...]
-        for (method, route, status), durations in requests.items():
-            self.requests.labels(method, route, str(status)).inc(len(durations))
-            sums = latency.get((method, route))
-            if sums is None:
-                sums = latency[(method, route)] = [0.0] + [0] * len(bounds)
-            sums[0] += sum(durations)
-            ordered = sorted(durations)
-            # observe() files a value in the first bucket whose bound is >= it: the values up
-            # to a bound are bisect_right(ordered, bound); the last bound is +Inf.
-            below = 0
-            for bucket, bound in enumerate(bounds, start=1):
-                up_to = bisect_right(ordered, bound)
-                sums[bucket] += up_to - below
-                below = up_to
-        for (method, route), sums in latency.items():
-            self.latency.labels(method, route).observe_counts(sums[1:], sums[0])
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -106,13 +65,15 @@ class Metrics:
 
 class RouteTemplates:
     """Request path -> route template ("/api/v1/chat/sessions/{session_id}"), from the
-    OpenAPI paths plus the app's fixed extras; anything else is "unmatched". (RequestLog
-    keeps the result per kind of request.)"""
+    OpenAPI paths plus the app's fixed extras; anything else is "unmatched". Also for requests
+    answered before routing (CORS preflights)."""
 
     def __init__(self, app: FastAPI, extra: tuple[str, ...]) -> None:
         self.app = app
         self.extra = extra
         self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+        # Paths come from clients: a bounded cache.
+        self.template = lru_cache(maxsize=4096)(self._template)
 
     def _build(self) -> list[tuple[re.Pattern[str], str]]:
         templates = list(self.app.openapi().get("paths", {})) + list(self.extra)
@@ -120,7 +81,7 @@ class RouteTemplates:
         templates.sort(key=lambda t: (t.count("{"), -len(t)))
         return [(compile_path(t)[0], t) for t in templates]
 
-    def __call__(self, path: str) -> str:
+    def _template(self, path: str) -> str:
         if self._compiled is None:
             self._compiled = self._build()
         for pattern, template in self._compiled:

@@ -1,219 +1,131 @@
-"""ASGI middleware: request id + access log + metrics + body size limit, trusted proxies.
-
-These run on every request, /health included, so they stay cheap: plain ASGI callables
-(no BaseHTTPMiddleware), the request's headers looked up in one dict built in C, request
-ids made 256 at a time from one os.urandom() call, the request's body counted only when its
-length is not known up front, and its access line and metrics handled in batches by
-`RequestLog`. `bench/http_server.py` and `bench/http_instructions.py` measure their cost
-against a bare FastAPI app.
-"""
+"""The request layer: trusted proxy headers, request id, body size limit, the JSON 500, and
+each request's access line and metrics."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-from collections.abc import Awaitable
-from itertools import repeat
+import uuid
 from time import perf_counter
-from typing import Any
 
-from fastapi import HTTPException, status
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from textbook.core.logging import RequestLog, request_id_var
+from textbook.core.logging import request_id_var
+from textbook.core.metrics import Metrics, RouteTemplates
 
+access_log = logging.getLogger("textbook.access")
 error_log = logging.getLogger("textbook.error")
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # fullmatch
-UNIX_CLIENT = "unix:"
-HTTP1 = ("1.0", "1.1")
-REQUEST_ID_HEADER = b"x-request-id"
-REQUEST_IDS_AT_ONCE = 256
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a caller's X-Request-ID, kept if it fits
+UNIX_CLIENT = "unix:"  # in TRUSTED_PROXIES: a peer on a unix socket (nginx on the same host)
+USER_ID = "user_id"  # the signed-in user's id in scope["state"]: set_user_id() writes it
 
 
-class RequestIds:
-    """Fresh request ids (32 hex digits, 128 random bits) with their response header, made
-    REQUEST_IDS_AT_ONCE at a time from one os.urandom() call: one each costs a request more
-    than taking one from the pool. A forked worker starts with an empty pool, so no two
-    workers hand out the same ids."""
-
-    def __init__(self) -> None:
-        # The request layer pops from it directly (`pool.pop() if pool else refill()`).
-        self.pool: list[tuple[str, tuple[bytes, bytes]]] = []
-        os.register_at_fork(after_in_child=self.pool.clear)
-
-    def refill(self) -> tuple[str, tuple[bytes, bytes]]:
-        """Fill the pool; one id taken from it. One getrandom() call for all of them, and no
-        Python loop per id: hex() cuts the bytes into ids, zip() pairs them with headers."""
-        digits = os.urandom(16 * REQUEST_IDS_AT_ONCE).hex(" ", 16)
-        headers = zip(repeat(REQUEST_ID_HEADER), digits.encode("ascii").split(b" "))
-        self.pool.extend(zip(digits.split(" "), headers, strict=True))
-        return self.pool.pop()
-
-    def take(self) -> tuple[str, tuple[bytes, bytes]]:
-        pool = self.pool
-        return pool.pop() if pool else self.refill()
+def set_user_id(scope: Scope, user_id: str) -> None:
+    """Name the signed-in user in the request's access line (api/deps.py calls it)."""
+    scope.setdefault("state", {})[USER_ID] = user_id
 
 
-request_ids = RequestIds()  # one per process
-
-
-async def send_json(
-    send: Send, status_code: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> None:
-    payload = json.dumps(body).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status_code, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
-
-
-class RequestContextMiddleware:
-    """Request id in and out, the request's record (access line and metrics, see RequestLog)
-    and the request body limit (one layer for all of it: every layer costs a call per message).
-
-    Bodies over `max_body_bytes` are refused by Content-Length up front and while streaming
-    (chunked uploads carry no Content-Length). Unhandled errors become a 500 JSON body here,
-    so they get the request id too: `textbook.main.TextbookAPI` puts this layer where
-    Starlette's ServerErrorMiddleware would be.
-    """
+class RequestMiddleware:
+    """Outermost layer. Bodies over `max_body_bytes` get a 413, by Content-Length up front or
+    counted as they arrive (chunked uploads carry no Content-Length). X-Forwarded-For/-Proto
+    count only from `trusted_proxies` (uvicorn's ProxyHeadersMiddleware)."""
 
     def __init__(
         self,
         app: ASGIApp,
-        request_log: RequestLog,
+        *,
+        metrics: Metrics,
+        routes: RouteTemplates,
         max_body_bytes: int,
         trusted_proxies: list[str],
     ) -> None:
-        self.app = app
-        self.request_log = request_log
+        self.app = ProxyHeadersMiddleware(app, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
+        self.metrics = metrics
+        self.routes = routes
         self.limit = max_body_bytes
-        self.proxies = TrustedProxies(trusted_proxies)
-        self.unix_trusted = self.proxies.unix_trusted
+        self.unix_trusted = UNIX_CLIENT in trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
             return
-        # One dict of the request's headers (built in C; the last of a repeated name wins, as in
-        # uvicorn's proxy middleware) instead of a Python loop over them.
-        headers = dict(scope["headers"])
-        if (
-            b"x-forwarded-for" in headers
-            or b"x-forwarded-proto" in headers
-            or (self.unix_trusted and not scope.get("client"))
-        ):
-            await self.proxies.apply(scope)
-        given = headers.get(REQUEST_ID_HEADER)
-        if given is not None and _REQUEST_ID.fullmatch(given):
-            request_id, request_id_header = given.decode("ascii"), (REQUEST_ID_HEADER, given)
-        else:
-            ids = request_ids.pool  # request_ids.take(), inline: this runs on every request
-            request_id, request_id_header = ids.pop() if ids else request_ids.refill()
+        if self.unix_trusted and not scope.get("client"):
+            scope["client"] = (UNIX_CLIENT, 0)
+        headers = Headers(scope=scope)
+        given = headers.get("x-request-id")
+        request_id = given if given and REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = perf_counter()
-        status_code = 0  # until the response starts
+        status = 0  # until the response starts
 
-        def send_with_id(message: Message) -> Awaitable[None]:
-            # A plain function handing back the server's awaitable: no coroutine of its own
-            # per message (ASGI's send is any callable returning an awaitable).
-            nonlocal status_code
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_code = message["status"]
-                message["headers"] = [*message.get("headers", ()), request_id_header]
-            return send(message)
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
 
-        declared = headers.get(b"content-length")
+        declared = headers.get("content-length")
         try:
-            if declared is None:
-                if b"transfer-encoding" in headers or scope.get("http_version") not in HTTP1:
-                    # A body of unknown length: counted as it arrives. (HTTP/1 servers deliver
-                    # exactly Content-Length bytes, and no body without it or Transfer-Encoding.)
-                    receive = limited(receive, self.limit)
-                await self.app(scope, receive, send_with_id)
-            elif declared.isdigit() and int(declared) <= self.limit:
-                await self.app(scope, receive, send_with_id)
-            elif declared.isdigit():
+            if declared is not None and not declared.isdigit():
+                response = JSONResponse({"detail": "Invalid Content-Length header"}, 400)
+                await response(scope, receive, send_with_id)
+            elif declared is not None and int(declared) > self.limit:
                 error = BodyTooLarge(self.limit)
-                body, close = {"detail": error.detail}, {"connection": "close"}
-                await send_json(send_with_id, error.status_code, body, close)
+                response = JSONResponse({"detail": error.detail}, 413, {"connection": "close"})
+                await response(scope, receive, send_with_id)
             else:
-                await send_json(send_with_id, 400, {"detail": "Invalid Content-Length header"})
+                await self.app(scope, self.limited(receive), send_with_id)  # type: ignore[arg-type]
         except Exception:
             error_log.exception("unhandled error")
-            if not status_code:
-                await send_json(
-                    send_with_id,
-                    status.HTTP_500_INTERNAL_SERVER_ERROR,
-                    {"detail": "Internal server error", "request_id": request_id},
-                )
+            if not status:  # no response yet
+                body = {"detail": "Internal server error", "request_id": request_id}
+                await JSONResponse(body, 500)(scope, receive, send_with_id)
         finally:
-            # What the access line and the metrics need, not the scope or its state: the
-            # record waits for its batch, and what it holds on to is not freed until then.
-            state = scope.get("state")
-            self.request_log.record(
-                (
-                    scope["method"],
-                    scope["path"],
-                    scope.get("client"),
-                    request_id,
-                    state.get("user_id") if state else None,
-                    status_code or 500,  # no response: the client went away, or it failed
-                    started,
-                    perf_counter(),
-                )
+            seconds = perf_counter() - started
+            status = status or 500  # no response: it failed, or the client went away
+            route = self.routes.template(scope["path"])
+            self.metrics.observe_request(scope["method"], route, status, seconds)
+            client = scope.get("client")
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "client": client[0] if client else None,
+                    "user_id": scope.get("state", {}).get(USER_ID),
+                },
             )
             request_id_var.reset(token)
 
+    def limited(self, receive: Receive) -> Receive:
+        """`receive`, raising BodyTooLarge once more than the limit has arrived."""
+        received = 0
 
-def limited(receive: Receive, limit: int) -> Receive:
-    """`receive`, raising BodyTooLarge once more than `limit` body bytes have arrived."""
-    received = 0
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
 
-    async def limited_receive() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise BodyTooLarge(limit)
-        return message
-
-    return limited_receive
+        return limited_receive
 
 
 class BodyTooLarge(HTTPException):
+    """Raised in the app's body reading; the HTTP error handler answers it with a 413."""
+
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            status_code=413,
-            detail=f"Request body is larger than the limit of {limit} bytes",
-        )
-
-
-class TrustedProxies:
-    """Client address and scheme from X-Forwarded-For/-Proto, only when the peer is a trusted
-    proxy: uvicorn's ProxyHeadersMiddleware applied to the scope, plus a unix-socket peer
-    (nginx on the same host) counting as trusted when "unix:" is listed."""
-
-    def __init__(self, trusted_proxies: list[str]) -> None:
-        self.unix_trusted = UNIX_CLIENT in trusted_proxies
-        self._proxy = ProxyHeadersMiddleware(_scope_only, trusted_hosts=trusted_proxies)  # type: ignore[arg-type]
-
-    async def apply(self, scope: Scope) -> None:
-        if self.unix_trusted and not scope.get("client"):
-            scope["client"] = (UNIX_CLIENT, 0)
-        await self._proxy(scope, _no_receive, _no_send)  # type: ignore[arg-type]
-
-
-async def _scope_only(scope: Scope, receive: Receive, send: Send) -> None:
-    """The app behind `TrustedProxies`' ProxyHeadersMiddleware: only its scope changes count."""
-
-
-async def _no_receive() -> Message:
-    raise RuntimeError("not used")
-
-
-async def _no_send(message: Message) -> None:
-    raise RuntimeError("not used")
+        super().__init__(413, f"Request body is larger than the limit of {limit} bytes")

@@ -8,12 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from apitest import ClientFactory, auth_headers
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.routing import Router
-
-from textbook.core.middleware import RequestContextMiddleware
 
 
 def test_per_ip_limit_is_429_with_retry_after(make_client: ClientFactory, sqlite_url: str) -> None:
@@ -258,23 +253,19 @@ def test_unhandled_error_is_json_500_with_request_id(
     assert "boom" not in response.text
 
 
-def _layers(app: object) -> list[type]:
-    layers = []
-    while app is not None and not isinstance(app, Router):
-        layers.append(type(app))
-        app = getattr(app, "app", None)
-    return layers
-
-
-def test_the_request_layer_takes_the_place_of_server_error_middleware(
-    make_client: ClientFactory, sqlite_url: str
+def test_the_signed_in_user_is_named_in_the_access_line(
+    make_client: ClientFactory, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = make_client(database_url=sqlite_url).app
-    assert isinstance(app, FastAPI)
-    layers = _layers(app.build_middleware_stack())
-    assert layers[0] is RequestContextMiddleware  # it sends the 500 (test above)
-    assert ServerErrorMiddleware not in layers
-    # In debug mode Starlette's traceback page stays, inside the request layer.
-    app.debug = True
-    layers = _layers(app.build_middleware_stack())
-    assert layers[:2] == [RequestContextMiddleware, ServerErrorMiddleware]
+    client = make_client(database_url=sqlite_url, log_level="INFO")
+    headers = auth_headers(client)
+    capsys.readouterr()
+    me = client.get("/api/v1/users/me", headers=headers).json()
+    client.get("/health")
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    access = [line for line in lines if line.get("logger") == "textbook.access"]
+    assert [(line["path"], line["user_id"]) for line in access] == [
+        ("/api/v1/users/me", me["id"]),
+        ("/health", None),
+    ]

@@ -190,7 +190,7 @@ def test_chapters_skip_an_unreadable_file_with_a_warning(
     api = make_client(database_url=sqlite_url, content_path=docs)
     latin1 = docs / "latin1.md"
     latin1.write_bytes(b"# Caf\xe9\n")
-    with caplog.at_level("WARNING", logger="textbook.core.library"):
+    with caplog.at_level("WARNING", logger="textbook.rag.library"):
         response = api.get("/api/v1/chapters")
     assert response.status_code == 200 and len(response.json()) == 10
     assert f"textbook content: skipped {latin1}: not UTF-8 text (byte 5)" in caplog.messages

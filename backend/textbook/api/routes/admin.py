@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
@@ -37,13 +39,4 @@ async def ingest(
             f"The textbook content has no chapter to ingest; skipped: {report.skipped}",
         )
     request.app.state.library.invalidate()
-    return IngestResponse(
-        chapters=report.chapters,
-        chunks=report.chunks,
-        added=report.added,
-        unchanged=report.unchanged,
-        deleted=report.deleted,
-        seconds=round(report.seconds, 3),
-        skipped=report.skipped,
-        notes=report.notes,
-    )
+    return IngestResponse.model_validate(replace(report, seconds=round(report.seconds, 3)))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
 from textbook.api.schemas import ChapterSummary, SectionOut, SectionSummary
-from textbook.core.library import ChapterLibrary, section_url
+from textbook.rag.library import ChapterLibrary, section_url
 from textbook.rag.types import Chapter
 
 router = APIRouter(prefix="/chapters", tags=["chapters"])
@@ -59,12 +60,5 @@ def read_section(request: Request, slug: SlugPath, anchor: AnchorPath) -> Sectio
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Section '{slug}#{anchor}' not found")
     chapter, section = found
     return SectionOut(
-        chapter=chapter.slug,
-        chapter_title=chapter.title,
-        module=chapter.module,
-        title=section.title,
-        anchor=section.anchor,
-        level=section.level,
-        url=section_url(chapter.slug, section.anchor),
-        text=section.text,
+        chapter=chapter.slug, chapter_title=chapter.title, module=chapter.module, **asdict(section)
     )

@@ -8,15 +8,10 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from textbook.api.deps import StoreDep
-from textbook.api.schemas import Citation, SearchHit, SearchResponse
-from textbook.rag.types import Passage
+from textbook.api.schemas import SearchHit, SearchResponse
 
 router = APIRouter(prefix="/search", tags=["search"])
 NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
-
-
-def hit(passage: Passage) -> SearchHit:
-    return SearchHit(**Citation.from_passage(passage).model_dump(), text=passage.text)
 
 
 @router.get("", response_model=SearchResponse)
@@ -34,4 +29,4 @@ async def search(
 ) -> SearchResponse:
     """Passages ranked by similarity, with the chapter, section and anchor they come from."""
     passages = await run_in_threadpool(store.search, q, limit=limit, module=module, chapter=chapter)
-    return SearchResponse(query=q, results=[hit(p) for p in passages])
+    return SearchResponse(query=q, results=[SearchHit.model_validate(p) for p in passages])
