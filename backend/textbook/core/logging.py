@@ -37,6 +37,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Records need no thread or process names (the logging HOWTO's "Optimization").
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
+import secrets
 from time import perf_counter
 
 from starlette.datastructures import Headers
@@ -57,7 +57,7 @@ class RequestMiddleware:
             scope["client"] = (UNIX_CLIENT, 0)
         headers = Headers(scope=scope)
         given = headers.get("x-request-id")
-        request_id = given if given and REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = given if given and REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
         token = request_id_var.set(request_id)
         started = perf_counter()
         status = 0  # until the response starts
