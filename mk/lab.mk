@@ -31,4 +31,4 @@ test-lab-vm: lab venv ## VM smoke: boot the VM, Ansible reaches it through the g
 
 lint-lab: ## shellcheck the lab and test scripts (Debian package shellcheck)
 	@command -v shellcheck >/dev/null || { echo "lint-lab: shellcheck missing (apt-get install shellcheck)"; exit 1; }
-	shellcheck -x lab/bin/* tests/deploy/run
+	shellcheck -x lab/bin/* tests/deploy/run tests/backend/run-with-postgres
