@@ -15,6 +15,7 @@ removes what a run left.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -228,4 +229,6 @@ def lab_hosts(topology: Topology) -> Iterator[None]:
                 check=False,
             )
             shutil.rmtree(topology.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the run's directory, once no topology uses it
+                topology.directory.parent.rmdir()
         lock.close()
