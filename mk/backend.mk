@@ -2,40 +2,24 @@
 .PHONY: lint-backend test-backend serve
 
 BACKEND_PATHS := backend tests/backend tests/conftest.py bench
+# ruff format --check covers every Python file of the repository (ruff skips what .gitignore
+# names: .venv, .cache, ...).
+PYTHON_PATHS := .
 # Loopback port of the throwaway PostgreSQL cluster `test-backend` starts and stops.
 PG_TEST_PORT ?= 55432
 # What `test-backend` runs (narrow it while working: make test-backend BACKEND_TESTS=...).
 BACKEND_TESTS ?= tests/backend tests/labstandins
 SERVE_DIR := $(ROOT)/.cache/serve
 
-lint-backend: ## ruff check, ruff format --check, mypy (strict) for the backend
+lint-backend: ## ruff check and mypy (strict) for the backend; ruff format --check for every Python file
 	$(VENV)/bin/ruff check $(BACKEND_PATHS)
-	$(VENV)/bin/ruff format --check backend/textbook/main.py backend/textbook/api \
-		backend/textbook/core backend/textbook/models.py backend/textbook/llm.py \
-		backend/textbook/cli.py backend/textbook/gunicorn_conf.py backend/textbook/migrations \
-		tests/backend/api tests/backend/core tests/backend/*.py tests/conftest.py
+	$(VENV)/bin/ruff format --check $(PYTHON_PATHS)
 	$(VENV)/bin/mypy
 
-# initdb refuses to run as root, so as root the cluster runs as the postgres user. The
-# server is stopped by its pid (and its directory removed) whatever pytest's outcome.
+# tests/backend/run-with-postgres starts the cluster, runs pytest against it and stops it
+# whatever pytest's outcome.
 test-backend: ## backend tests on SQLite and a throwaway PostgreSQL (127.0.0.1:$(PG_TEST_PORT))
-	@set -euo pipefail; \
-	pgbin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); \
-	test -x "$$pgbin/initdb" || { echo "test-backend: PostgreSQL server binaries not found" >&2; exit 1; }; \
-	dir=$$(mktemp -d /tmp/textbook-pg.XXXXXX); chmod 755 "$$dir"; \
-	as_pg=(); if [ "$$(id -u)" = 0 ]; then chown postgres: "$$dir"; as_pg=(runuser -u postgres --); fi; \
-	pid=""; \
-	cleanup() { \
-	  if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
-	    kill -INT "$$pid"; for _ in $$(seq 100); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
-	  fi; rm -rf "$$dir"; }; \
-	trap cleanup EXIT; \
-	"$${as_pg[@]}" "$$pgbin/initdb" -D "$$dir/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null; \
-	"$${as_pg[@]}" "$$pgbin/pg_ctl" -D "$$dir/data" -l "$$dir/server.log" -w -t 30 \
-	  -o "-h 127.0.0.1 -p $(PG_TEST_PORT) -k $$dir -F -c fsync=off -c full_page_writes=off" start >/dev/null; \
-	pid=$$(head -n 1 "$$dir/data/postmaster.pid"); \
-	echo "test-backend: PostgreSQL $$($$pgbin/postgres --version | awk '{print $$3}') on 127.0.0.1:$(PG_TEST_PORT) (pid $$pid)"; \
-	TEST_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:$(PG_TEST_PORT)/postgres" \
+	@tests/backend/run-with-postgres $(PG_TEST_PORT) \
 	  $(VENV)/bin/pytest $(BACKEND_TESTS) -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Embedded defaults: SQLite and Qdrant's local mode under .cache/serve, answers composed

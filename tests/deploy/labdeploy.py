@@ -1,31 +1,52 @@
 """Helpers of the full-stack tests (test_single_host.py, test_four_hosts.py; make test-deploy).
 
-One converge per topology, many checks on it: single host (every group, inventories/lab) and
-four hosts (proxy, two app hosts, db+vector; tests/deploy/inventories/four). Needs the lab
-(make lab) and the Qdrant stand-in artifact (make qdrant-artifact). Every deploy of a module
-uses one snapshot of the backend's sources, so edits to backend/ during a run (shared checkout)
-do not turn the second run into a new release.
+One converge per topology, many checks on it: single host (every group) and four hosts (proxy,
+two app hosts, db+vector). Needs the lab (make lab) and the Qdrant stand-in artifact (make
+qdrant-artifact). Every deploy of a module uses one snapshot of the backend's sources, so edits
+to backend/ during a run (shared checkout) do not turn the second run into a new release.
+
+Each run has hosts of its own: names, network aliases (so the domains pebble validates),
+inventory and lab secrets carry the run id (TEXTBOOK_TEST_RUN, set by make test / make
+test-deploy, else random), so neither `make up`'s host (textbook-lab, inventories/lab), nor a
+previous failed run, nor a run of another checkout can change the outcome. The hosts carry the
+label textbook-lab.test-run=<run> (lab/molecule/create.yml), by which `lab/bin/clean-tests`
+removes what a run left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+RUN = os.environ.get("TEXTBOOK_TEST_RUN") or secrets.token_hex(3)
 ENV = {
     **os.environ,
     "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
     "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///run/textbook-lab/docker.sock"),
     "ANSIBLE_FORCE_COLOR": "0",
+    "TEXTBOOK_TEST_RUN": RUN,
 }
+# Lab settings shared with `make up` (inventories/lab/group_vars/all); a run's own inventory
+# links these and overrides where its lab secrets are generated.
+LAB_GROUP_VARS = ROOT / "inventories/lab/group_vars/all"
+# Host-side apt archives (lab/molecule/platform.yml: apt_cache_root) are kept between runs under
+# a slot name; a run holds its slot's lock, so runs side by side never share apt's lock.
+APT_CACHE_ROOT = Path("/var/cache/textbook-lab/apt")
+APT_SLOTS = 8
 
 
 def playbook(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -91,17 +112,123 @@ def deploy(
     )
 
 
-def lab_hosts(platforms: str, inventory: str) -> Iterator[None]:
-    playbook("-i", inventory, "lab/molecule/create.yml", "-e", f"@tests/deploy/{platforms}")
+@dataclass
+class Topology:
+    """A run's lab hosts: {role: image}, groups {group: [roles]}, the role Nginx is on."""
+
+    name: str
+    images: dict[str, str]
+    groups: dict[str, list[str]]
+    proxy: str
+    directory: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.directory = ROOT / ".cache/test-deploy" / f"run-{RUN}" / self.name
+
+    def host(self, role: str) -> str:
+        return f"tl-{RUN}-{role}"
+
+    @property
+    def inventory(self) -> str:
+        return str(self.directory / "inventory")
+
+    def platforms(self, apt_slot: str) -> dict[str, Any]:
+        """What lab/molecule/create.yml and destroy.yml read; the proxy's network alias is the
+        domain pebble validates (it resolves names with the lab network's DNS)."""
+        platforms: list[dict[str, Any]] = []
+        for role, image in self.images.items():
+            platform: dict[str, Any] = {
+                "name": self.host(role),
+                "image": image,
+                "apt_cache": f"{apt_slot}-{role}",
+            }
+            if role == self.proxy:
+                platform["networks"] = [
+                    {"name": "textbook-lab", "aliases": [f"{self.host(role)}.lab.test"]}
+                ]
+            platforms.append(platform)
+        return {"molecule_yml": {"platforms": platforms}}
+
+    def write(self, apt_slot: str) -> Path:
+        """The run's inventory (its own lab secrets directory) and platforms file."""
+        group_vars = Path(self.inventory) / "group_vars/all"
+        group_vars.mkdir(parents=True, exist_ok=True)
+        hosts = {
+            "all": {
+                "vars": {"ansible_connection": "community.docker.docker"},
+                "children": {
+                    group: {"hosts": {self.host(role): None for role in roles}}
+                    for group, roles in self.groups.items()
+                },
+            }
+        }
+        (Path(self.inventory) / "hosts.yml").write_text(json.dumps(hosts, indent=1))
+        for shared in sorted(LAB_GROUP_VARS.glob("*.yml")):
+            (group_vars / shared.name).unlink(missing_ok=True)
+            (group_vars / shared.name).symlink_to(shared)
+        # Loaded after the shared files (lexical order), so it wins over generated-secrets.yml.
+        secrets_dir = self.directory / "lab-secrets"
+        (group_vars / "zz-test-run.yml").write_text(
+            f"---\n# This run's own lab secrets.\ntextbook_lab_secrets_dir: {secrets_dir}\n"
+        )
+        platforms = self.directory / "platforms.json"
+        platforms.write_text(json.dumps(self.platforms(apt_slot), indent=1))
+        return platforms
+
+
+SINGLE = Topology(
+    "single",
+    images={"single": "textbook-lab/debian:12"},
+    groups={group: ["single"] for group in ("proxy", "app", "db", "vector")},
+    proxy="single",
+)
+FOUR = Topology(
+    "four",
+    images={
+        "proxy": "textbook-lab/debian:12",
+        "app1": "textbook-lab/debian:12",
+        "app2": "textbook-lab/ubuntu:24.04",
+        "data": "textbook-lab/debian:12",
+    },
+    groups={"proxy": ["proxy"], "app": ["app1", "app2"], "db": ["data"], "vector": ["data"]},
+    proxy="proxy",
+)
+
+
+def apt_slot(topology: Topology) -> tuple[str, IO[str]]:
+    """The first apt-archive slot of this topology no other run holds; held while the file is
+    open."""
+    locks = APT_CACHE_ROOT / "slots"
+    locks.mkdir(parents=True, exist_ok=True)
+    for number in range(APT_SLOTS):
+        slot = f"deploy-{topology.name}-{number}"
+        lock = (locks / f"{slot}.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return slot, lock
+    raise RuntimeError(f"all {APT_SLOTS} apt slots of {topology.name} are held by other runs")
+
+
+def lab_hosts(topology: Topology) -> Iterator[None]:
+    slot, lock = apt_slot(topology)
+    platforms = topology.write(slot)
     try:
+        playbook("-i", topology.inventory, "lab/molecule/create.yml", "-e", f"@{platforms}")
         yield
     finally:
         if not os.environ.get("TEXTBOOK_KEEP_LAB_HOSTS"):
             playbook(
                 "-i",
-                inventory,
+                topology.inventory,
                 "lab/molecule/destroy.yml",
                 "-e",
-                f"@tests/deploy/{platforms}",
+                f"@{platforms}",
                 check=False,
             )
+            shutil.rmtree(topology.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the run's directory, once no topology uses it
+                topology.directory.parent.rmdir()
+        lock.close()

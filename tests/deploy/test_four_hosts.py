@@ -1,4 +1,4 @@
-"""Full-stack: deploy.yml onto four lab hosts (tests/deploy/inventories/four).
+"""Full-stack: deploy.yml onto four lab hosts of this run's own (labdeploy.FOUR).
 
 proxy, two app hosts (Debian 12, Ubuntu 24.04), db + vector. One converge, many checks.
 """
@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
+from labdeploy import FOUR as TOPOLOGY
 from labdeploy import deploy, docker_exec, lab_hosts
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-FOUR = "tests/deploy/inventories/four"
+FOUR = TOPOLOGY.inventory
+APP1, APP2, DATA = TOPOLOGY.host("app1"), TOPOLOGY.host("app2"), TOPOLOGY.host("data")
 
 
 @pytest.fixture(scope="module")
 def four(sources: Path) -> Iterator[str]:
-    for _ in lab_hosts("lab-four.yml", FOUR):
+    for _ in lab_hosts(TOPOLOGY):
         deploy(FOUR, sources)
-        yield "tl-proxy"
+        yield TOPOLOGY.host("proxy")
 
 
 def access_lines(app: str) -> int:
@@ -32,7 +34,7 @@ def access_lines(app: str) -> int:
 
 def test_nginx_spreads_requests_over_both_app_hosts(four: str) -> None:
     stack = smoke.stack_for(four)
-    before = {app: access_lines(app) for app in ("tl-app1", "tl-app2")}
+    before = {app: access_lines(app) for app in (APP1, APP2)}
     for _ in range(12):
         status, _, _ = stack.request("GET", "/api/v1/health")
         assert status == 200
@@ -44,7 +46,7 @@ def test_nginx_spreads_requests_over_both_app_hosts(four: str) -> None:
 def test_four_hosts_answer_with_citations_from_remote_db_and_vector(four: str) -> None:
     answer = smoke.ask_sample_question(smoke.stack_for(four))
     assert answer["mode"] == "extractive" and answer["citations"]
-    for app in ("tl-app1", "tl-app2"):
+    for app in (APP1, APP2):
         env = docker_exec(app, "cat", "/etc/textbook/textbook.env").stdout
         database = r"^DATABASE_URL=postgresql\+psycopg2://textbook:.*@[0-9.]+:5432/"
         assert re.search(database, env, re.M)
@@ -61,7 +63,7 @@ def test_firewall_keeps_data_ports_from_the_proxy(four: str) -> None:
     def port(source: str, target: str, number: int) -> str:
         return docker_exec(source, "python3", "-c", probe, target, str(number)).stdout.strip()
 
-    assert port("tl-app1", "tl-data", 5432) == "open"
-    assert port(four, "tl-data", 5432) == "closed"
-    assert port(four, "tl-data", 6333) == "closed"
-    assert port(four, "tl-app1", 8000) == "open"
+    assert port(APP1, DATA, 5432) == "open"
+    assert port(four, DATA, 5432) == "closed"
+    assert port(four, DATA, 6333) == "closed"
+    assert port(four, APP1, 8000) == "open"

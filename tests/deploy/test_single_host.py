@@ -1,6 +1,7 @@
-"""Full-stack: deploy.yml onto one lab host holding every group (inventories/lab).
+"""Full-stack: deploy.yml onto one lab host holding every group.
 
-One converge, many checks; runs beside test_four_hosts.py (make test-deploy).
+The host, its domain, inventory and lab secrets are this run's own (labdeploy.SINGLE), never
+`make up`'s. One converge, many checks; runs beside test_four_hosts.py (make test-deploy).
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from pathlib import Path
 
 import pytest
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
+from labdeploy import SINGLE as TOPOLOGY
 from labdeploy import changed, deploy, docker_exec, lab_hosts, playbook, recap, snapshot_sources
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-SINGLE = "inventories/lab"
+SINGLE = TOPOLOGY.inventory
 
 
 @pytest.fixture(scope="module")
 def single(sources: Path) -> Iterator[str]:
-    for _ in lab_hosts("lab-single.yml", SINGLE):
+    for _ in lab_hosts(TOPOLOGY):
         deploy(SINGLE, sources)
-        yield "textbook-lab"
+        yield TOPOLOGY.host("single")
 
 
 def test_https_certificate_from_pebble_and_health(single: str) -> None:
@@ -142,6 +144,8 @@ def test_release_failing_its_health_gate_leaves_previous_release_serving(
     single: str, tmp_path: Path
 ) -> None:
     before = docker_exec(single, "readlink", "/opt/textbook/current").stdout.strip()
+    releases_before = docker_exec(single, "ls", "/opt/textbook/releases").stdout.split()
+    assert Path(before).name in releases_before
     broken = snapshot_sources(tmp_path / "broken", broken=True)
     result = playbook(
         "-i",
@@ -160,7 +164,7 @@ def test_release_failing_its_health_gate_leaves_previous_release_serving(
     after = docker_exec(single, "readlink", "/opt/textbook/current").stdout.strip()
     assert after == before
     releases = docker_exec(single, "ls", "/opt/textbook/releases").stdout.split()
-    assert releases == [Path(before).name]
+    assert releases == releases_before  # the failed release's directory is gone
     failed = docker_exec(single, "systemctl", "list-units", "--failed", "--plain", "--no-legend")
     assert failed.stdout.strip() == "", failed.stdout
     status, _, body = smoke.stack_for(single).request("GET", "/api/v1/health")

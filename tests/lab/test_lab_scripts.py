@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +85,80 @@ def test_a_second_lab_up_does_not_wait_on_the_first_ones_daemons() -> None:
     assert lock.exists(), "run `make lab` first"
     result = run("flock", "--nonblock", lock, "true")
     assert result.returncode == 0, f"{lock} is held: {run('fuser', lock).stdout}"
+
+
+CLEAN_TESTS = ROOT / "lab" / "bin" / "clean-tests"
+# A stand-in `docker` for clean-tests: the engine answers; `ps` lists $DOCKER_PS_RUN for a
+# test-run filter and $DOCKER_PS_LABELS (the textbook-lab label of each container left) for
+# --format; every call is appended to $DOCKER_CALLS.
+FAKE_DOCKER = """#!/usr/bin/env bash
+echo "$*" >>"$DOCKER_CALLS"
+case "$1 $*" in
+  version*) echo 20.10 ;;
+  "ps "*label=textbook-lab.test-run*) printf '%s\\n' $DOCKER_PS_RUN ;;
+  "ps "*--format*) printf '%s\\n' $DOCKER_PS_LABELS ;;
+esac
+"""
+
+
+def clean_tests(tmp_path: Path, *args: str, run_ids: str, left: str) -> tuple[str, str]:
+    """Runs lab/bin/clean-tests against the stand-in docker and a stand-in engine (a sleep
+    whose pid is the engine's pidfile); returns (docker calls, whether the engine still runs)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    lab_run = tmp_path / "run"
+    lab_run.mkdir()
+    engine = subprocess.Popen(["sleep", "60"])
+    # Reaped as soon as it ends, so the script's `kill -0` sees it gone (not a zombie).
+    reaper = threading.Thread(target=engine.wait, daemon=True)
+    reaper.start()
+    (lab_run / "dockerd.pid").write_text(f"{engine.pid}\n")
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        LAB_RUN=str(lab_run),
+        LAB_VAR=str(tmp_path / "var"),
+        DOCKER_CALLS=str(tmp_path / "calls"),
+        DOCKER_PS_RUN=run_ids,
+        DOCKER_PS_LABELS=left,
+    )
+    try:
+        result = run(CLEAN_TESTS, *args, env=env)
+        assert result.returncode == 0, result.stderr
+        reaper.join(timeout=1)
+        engine_state = "running" if reaper.is_alive() else "stopped"
+    finally:
+        engine.kill()
+        engine.wait()
+    return (tmp_path / "calls").read_text(), engine_state
+
+
+def test_clean_tests_removes_only_the_runs_hosts_and_keeps_the_engine_for_make_up(
+    tmp_path: Path,
+) -> None:
+    calls, engine = clean_tests(
+        tmp_path, "--run", "abc123", "--stop-idle-engine", run_ids="id1 id2", left="pebble host"
+    )
+    assert "ps -aq --filter label=textbook-lab.test-run=abc123" in calls
+    assert "rm -f id1 id2" in calls
+    assert "textbook-lab-pebble" not in calls  # pebble stays
+    assert engine == "running"
+
+
+def test_clean_tests_stops_an_idle_engine_only_when_asked(tmp_path: Path) -> None:
+    calls, engine = clean_tests(tmp_path / "a", "--run", "r1", run_ids="", left="pebble")
+    assert "rm -f" not in calls
+    assert engine == "running"
+    calls, engine = clean_tests(
+        tmp_path / "b", "--run", "r1", "--stop-idle-engine", run_ids="", left="pebble"
+    )
+    assert "rm -f textbook-lab-pebble" in calls
+    assert engine == "stopped"
+
+
+def test_clean_tests_without_a_run_removes_every_test_runs_hosts(tmp_path: Path) -> None:
+    calls, _ = clean_tests(tmp_path, run_ids="id9", left="")
+    assert "ps -aq --filter label=textbook-lab.test-run\n" in calls
+    assert "rm -f id9" in calls
