@@ -22,7 +22,7 @@ test-backend: ## backend tests on SQLite and a throwaway PostgreSQL (127.0.0.1:$
 	@tests/backend/run-with-postgres $(PG_TEST_PORT) \
 	  $(VENV)/bin/pytest $(BACKEND_TESTS) -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# Embedded defaults: SQLite and Qdrant's local mode under .cache/serve, answers composed
+# Embedded defaults: SQLite and Qdrant Edge under .cache/serve, answers composed
 # from the passages (no LLM key needed). A key in the environment turns on the LLM.
 serve: ## run the API locally with the sample textbook ingested (Ctrl-C stops it)
 	@mkdir -p $(SERVE_DIR)
