@@ -130,3 +130,8 @@ def test_every_template_carries_the_managed_header(role: str) -> None:
         if not lines or not header.match(lines[0]):
             wrong.append(path.name)
     assert wrong == []
+
+
+def test_the_readme_role_table_links_each_role_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [r for r in ROLES if f"](roles/{r}/README.md)" not in readme] == []
