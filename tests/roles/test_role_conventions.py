@@ -56,6 +56,20 @@ def test_registers_and_facts_are_internal_names_of_the_role(role: str) -> None:
 
 
 @pytest.mark.parametrize("role", ROLES)
+def test_registers_and_facts_never_shadow_a_role_variable(role: str) -> None:
+    # A register wins over vars/ and defaults/: one named like a path variable replaces the path.
+    folder = ROOT / "roles" / role
+    files = [folder / "defaults" / "main.yml", *sorted((folder / "vars").glob("*.yml"))]
+    variables = {n for p in files if p.exists() for n in _load(p) or {}}
+    shadowing = []
+    for path, task in _task_files(role):
+        names = [task["register"]] if "register" in task else []
+        names += list(task.get("ansible.builtin.set_fact", {}))
+        shadowing += [f"{path.name}: {n}" for n in names if n in variables]
+    assert shadowing == []
+
+
+@pytest.mark.parametrize("role", ROLES)
 def test_variables_are_public_inputs_in_defaults_and_internal_in_vars(role: str) -> None:
     folder = ROOT / "roles" / role
     defaults = _load(folder / "defaults" / "main.yml") if (folder / "defaults").exists() else {}
