@@ -26,6 +26,14 @@ role-test: lab ## one role's scenario: make role-test ROLE=nginx [MOLECULE_CMD=c
 	@test -n "$(ROLE)" || { echo "usage: make role-test ROLE=<name>"; exit 2; }
 	cd roles/$(ROLE) && molecule $(MOLECULE_CMD)
 
-lint-ansible: venv ## ansible-lint (production profile) and yamllint
+# tools/role_specs.py: each role's meta/argument_specs.yml, defaults/main.yml and README variable
+# table agree (names, types, defaults); its test also proves each kind of drift is caught.
+ROLE_SPECS_PY := tools/role_specs.py tests/roles
+
+lint-ansible: venv ## ansible-lint (production profile), yamllint, and the role spec drift check
 	yamllint -s .
 	ansible-lint --profile production
+	ruff check $(ROLE_SPECS_PY)
+	ruff format --check $(ROLE_SPECS_PY)
+	mypy --strict $(ROLE_SPECS_PY)
+	$(PY) -m pytest -q -p no:cacheprovider tests/roles
