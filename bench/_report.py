@@ -72,8 +72,14 @@ def stopwatch() -> Iterator[list[float]]:
 
 def _git_commit() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,  # noqa: S607
-                                capture_output=True, text=True, check=True, timeout=5)
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None

@@ -56,8 +56,13 @@ ACCESS_LINE = b'"logger": "textbook.access"'
 
 
 def textbook(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "textbook.cli", *args], env=env, check=True,  # noqa: S603
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "textbook.cli", *args],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def timed(count: int, warmup: int, call: Callable[[int], bool]) -> dict[str, Any]:
@@ -77,28 +82,38 @@ def timed(count: int, warmup: int, call: Callable[[int], bool]) -> dict[str, Any
 def measure(base: str, requests: int, warmup: int) -> dict[str, Any]:
     with httpx.Client(base_url=base, timeout=60) as client:
         email = "bench@example.org"
-        client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD}
-                    ).raise_for_status()
+        client.post(
+            "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+        ).raise_for_status()
         login = client.post("/api/v1/auth/login", data={"username": email, "password": PASSWORD})
         login.raise_for_status()
         auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
 
         def chat(i: int) -> bool:
-            response = client.post("/api/v1/chat", headers=auth,
-                                   json={"question": QUESTIONS[i % len(QUESTIONS)]})
+            response = client.post(
+                "/api/v1/chat", headers=auth, json={"question": QUESTIONS[i % len(QUESTIONS)]}
+            )
             body = response.json()
-            return (response.status_code == 200 and body["mode"] == "extractive"
-                    and body["source"] == "retrieval" and bool(body["citations"]))
+            return (
+                response.status_code == 200
+                and body["mode"] == "extractive"
+                and body["source"] == "retrieval"
+                and bool(body["citations"])
+            )
 
         def chat_selected(i: int) -> bool:
-            response = client.post("/api/v1/chat", headers=auth, json={
-                "question": QUESTIONS[i % len(QUESTIONS)], "selected_text": SELECTION})
+            response = client.post(
+                "/api/v1/chat",
+                headers=auth,
+                json={"question": QUESTIONS[i % len(QUESTIONS)], "selected_text": SELECTION},
+            )
             body = response.json()
             return response.status_code == 200 and body["source"] == "selected_text"
 
         def search(i: int) -> bool:
-            response = client.get("/api/v1/search",
-                                  params={"q": QUESTIONS[i % len(QUESTIONS)], "limit": 5})
+            response = client.get(
+                "/api/v1/search", params={"q": QUESTIONS[i % len(QUESTIONS)], "limit": 5}
+            )
             return response.status_code == 200 and bool(response.json())
 
         return {
@@ -112,10 +127,17 @@ def run(requests: int, warmup: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as name:
         tmp = Path(name)
         port = free_port()
-        env = {**os.environ, "DATA_DIR": str(tmp / "var"), "LOG_LEVEL": "INFO",
-               "GUNICORN_BIND": f"127.0.0.1:{port}", "LLM_PROVIDER": "none",
-               "EMBEDDING_PROVIDER": "none", "RATE_LIMIT_PER_IP": "100000/minute",
-               "RATE_LIMIT_PER_USER": "100000/minute", "RATE_LIMIT_CHAT": "100000/minute"}
+        env = {
+            **os.environ,
+            "DATA_DIR": str(tmp / "var"),
+            "LOG_LEVEL": "INFO",
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "LLM_PROVIDER": "none",
+            "EMBEDDING_PROVIDER": "none",
+            "RATE_LIMIT_PER_IP": "100000/minute",
+            "RATE_LIMIT_PER_USER": "100000/minute",
+            "RATE_LIMIT_CHAT": "100000/minute",
+        }
         for unset in ("QDRANT_URL", "OPENAI_API_KEY", "GEMINI_API_KEY", "DATABASE_URL"):
             env.pop(unset, None)
         textbook(env, "migrate")
@@ -124,8 +146,9 @@ def run(requests: int, warmup: int) -> dict[str, Any]:
         ingest_seconds = time.perf_counter() - with_ingest
         base = f"http://127.0.0.1:{port}"
         log = tmp / "server.log"
-        server = Server([sys.executable, "-m", "textbook.cli", "serve"], env,
-                        f"{base}/api/v1/health", log)
+        server = Server(
+            [sys.executable, "-m", "textbook.cli", "serve"], env, f"{base}/api/v1/health", log
+        )
         server.start()
         try:
             server.wait_ready()
@@ -134,10 +157,16 @@ def run(requests: int, warmup: int) -> dict[str, Any]:
             server.stop()
         with log.open("rb") as lines:
             results["access_log_lines"] = sum(1 for line in lines if ACCESS_LINE in line)
-    results["setup"] = {"server": "textbook serve (gunicorn, 1 worker: embedded Qdrant)",
-                        "database": "sqlite", "qdrant": "local", "answers": "extractive",
-                        "ingest_cli_seconds": round(ingest_seconds, 2),
-                        "requests": requests, "warmup": warmup, "concurrency": 1}
+    results["setup"] = {
+        "server": "textbook serve (gunicorn, 1 worker: embedded Qdrant)",
+        "database": "sqlite",
+        "qdrant": "local",
+        "answers": "extractive",
+        "ingest_cli_seconds": round(ingest_seconds, 2),
+        "requests": requests,
+        "warmup": warmup,
+        "concurrency": 1,
+    }
     return results
 
 
@@ -152,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     path = write_report("chat", results)
     for name in ("chat_retrieval", "chat_selected_text", "search"):
         summary = results[name]
-        print(f"chat/{name}: p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms "
-              f"({summary['count']} requests, {summary['failures']} failed)")
+        print(
+            f"chat/{name}: p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms "
+            f"({summary['count']} requests, {summary['failures']} failed)"
+        )
     print(f"report: {path}")
     return 0
 

@@ -64,8 +64,15 @@ class App:
 
 
 def wrk(app: App, seconds: int, args: argparse.Namespace, script: Path) -> dict[str, Any]:
-    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "-s",
-            str(script), app.server.url]
+    argv = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        "-s",
+        str(script),
+        app.server.url,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)  # noqa: S603
     summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     summary["rps"] = round(summary["requests"] / (summary["duration_us"] / 1e6), 1)
@@ -73,19 +80,29 @@ def wrk(app: App, seconds: int, args: argparse.Namespace, script: Path) -> dict[
 
 
 def apps(tmp: Path, workers: int | None) -> list[App]:
-    env = {**os.environ, "DATA_DIR": str(tmp / "var"), "LOG_LEVEL": "INFO",
-           "QDRANT_URL": f"http://127.0.0.1:{free_port()}",  # closed: never contacted
-           "GUNICORN_MAX_REQUESTS": "0"}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp / "var"),
+        "LOG_LEVEL": "INFO",
+        "QDRANT_URL": f"http://127.0.0.1:{free_port()}",  # closed: never contacted
+        "GUNICORN_MAX_REQUESTS": "0",
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
     gunicorn = [sys.executable, "-m", "gunicorn", "--config", "python:textbook.gunicorn_conf"]
     made = []
-    for name, argv in (("bare", [*gunicorn, "--pythonpath", str(FLOOR_DIR), "floor_app:app"]),
-                       ("ours", [*gunicorn, "textbook.main:app"])):
+    for name, argv in (
+        ("bare", [*gunicorn, "--pythonpath", str(FLOOR_DIR), "floor_app:app"]),
+        ("ours", [*gunicorn, "textbook.main:app"]),
+    ):
         port = free_port()
-        server = Server(argv, {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
-                        f"http://127.0.0.1:{port}/health", tmp / f"{name}.log")
+        server = Server(
+            argv,
+            {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+            f"http://127.0.0.1:{port}/health",
+            tmp / f"{name}.log",
+        )
         made.append(App(name, server))
     return made
 
@@ -110,26 +127,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     cpu = app.cpu_seconds()
                     measured = wrk(app, args.duration, args, script)
                     measured["cpu_us_per_request"] = round(
-                        (app.cpu_seconds() - cpu) * 1e6 / max(measured["requests"], 1), 1)
+                        (app.cpu_seconds() - cpu) * 1e6 / max(measured["requests"], 1), 1
+                    )
                     measured["load_average"] = os.getloadavg()[0]
                     app.runs.append(measured)
-                    print(f"  {app.name} repeat {repeat:2d}: {measured['rps']:9.1f} rps, "
-                          f"cpu {measured['cpu_us_per_request']} us/req "
-                          f"(load {measured['load_average']:.1f})", flush=True)
+                    print(
+                        f"  {app.name} repeat {repeat:2d}: {measured['rps']:9.1f} rps, "
+                        f"cpu {measured['cpu_us_per_request']} us/req "
+                        f"(load {measured['load_average']:.1f})",
+                        flush=True,
+                    )
         finally:
             for app in pair:
                 app.server.stop()
-    overhead = [round(100 * (1 - o["rps"] / b["rps"]), 1)
-                for b, o in zip(bare.runs, ours.runs, strict=True)]
+    overhead = [
+        round(100 * (1 - o["rps"] / b["rps"]), 1) for b, o in zip(bare.runs, ours.runs, strict=True)
+    ]
     return {
-        "wrk": {"threads": args.threads, "connections": args.connections,
-                "duration_s": args.duration, "repeats": args.repeats},
+        "wrk": {
+            "threads": args.threads,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "repeats": args.repeats,
+        },
         "workers": args.workers or "configured",
-        "servers": {app.name: {
-            "rps_median": statistics.median(r["rps"] for r in app.runs),
-            "cpu_us_per_request_median": statistics.median(
-                r["cpu_us_per_request"] for r in app.runs),
-            "runs": app.runs} for app in pair},
+        "servers": {
+            app.name: {
+                "rps_median": statistics.median(r["rps"] for r in app.runs),
+                "cpu_us_per_request_median": statistics.median(
+                    r["cpu_us_per_request"] for r in app.runs
+                ),
+                "runs": app.runs,
+            }
+            for app in pair
+        },
         "overhead_percent": {"median": statistics.median(overhead), "per_repeat": overhead},
         "load_average_max": max(r["load_average"] for app in pair for r in app.runs),
     }
@@ -142,17 +173,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="pairs of bare and ours runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="WEB_CONCURRENCY for both servers (default: gunicorn_conf's)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="WEB_CONCURRENCY for both servers (default: gunicorn_conf's)",
+    )
     args = parser.parse_args(argv)
     results = run(args)
     path = write_report("http_server", results)
     bare, ours = (results["servers"][n] for n in ("bare", "ours"))
-    print(f"http/health: bare {bare['rps_median']} rps, ours {ours['rps_median']} rps; "
-          f"overhead {results['overhead_percent']['median']} % (median of {args.repeats} "
-          f"pairs); cpu per request bare {bare['cpu_us_per_request_median']} us, ours "
-          f"{ours['cpu_us_per_request_median']} us; load average up to "
-          f"{results['load_average_max']:.1f}")
+    print(
+        f"http/health: bare {bare['rps_median']} rps, ours {ours['rps_median']} rps; "
+        f"overhead {results['overhead_percent']['median']} % (median of {args.repeats} "
+        f"pairs); cpu per request bare {bare['cpu_us_per_request_median']} us, ours "
+        f"{ours['cpu_us_per_request_median']} us; load average up to "
+        f"{results['load_average_max']:.1f}"
+    )
     print(f"report: {path}")
     return 0
 

@@ -98,8 +98,14 @@ def _vary_prose(body: str, rng: random.Random, copy: int) -> str:
     for line in iter_markdown_lines(body):
         text = line.text
         if not line.in_code and not text.lstrip().startswith("#"):
-            text = _WORD_RE.sub(lambda m: f"{m.group(1)}{copy % 97}v{rng.randint(0, 40)}"
-                                if rng.random() < VARIANT_SHARE else m.group(1), text)
+            text = _WORD_RE.sub(
+                lambda m: (
+                    f"{m.group(1)}{copy % 97}v{rng.randint(0, 40)}"
+                    if rng.random() < VARIANT_SHARE
+                    else m.group(1)
+                ),
+                text,
+            )
         lines.append(text)
     return "\n".join(lines) + "\n"
 
@@ -107,10 +113,13 @@ def _vary_prose(body: str, rng: random.Random, copy: int) -> str:
 def _copy_front_matter(front: str, copy: int) -> str:
     """The front matter of copy number `copy`: own slug, chapter number and module."""
     front = re.sub(r"^slug:\s*(\S+)", rf"slug: \1-copy{copy}", front, flags=re.M)
-    front = re.sub(r"^chapter:\s*(\d+)",
-                   lambda m: f"chapter: {copy * 100 + int(m.group(1))}", front, flags=re.M)
-    return re.sub(r'^module:\s*"?(.*?)"?\s*$', rf'module: "\1 (copy {copy})"', front,
-                  flags=re.M)
+    front = re.sub(
+        r"^chapter:\s*(\d+)",
+        lambda m: f"chapter: {copy * 100 + int(m.group(1))}",
+        front,
+        flags=re.M,
+    )
+    return re.sub(r'^module:\s*"?(.*?)"?\s*$', rf'module: "\1 (copy {copy})"', front, flags=re.M)
 
 
 def build_corpus(target: Path, target_chunks: int) -> int:
@@ -126,9 +135,10 @@ def build_corpus(target: Path, target_chunks: int) -> int:
             if match is None:
                 raise SystemExit(f"{source}: no front matter")
             front = _copy_front_matter(match.group(1), copy)
-            body = _vary_prose(text[match.end():], rng, copy)
-            (target / f"{copy:03d}-{source.name}").write_text(f"---\n{front}\n---\n{body}",
-                                                             encoding="utf-8")
+            body = _vary_prose(text[match.end() :], rng, copy)
+            (target / f"{copy:03d}-{source.name}").write_text(
+                f"---\n{front}\n---\n{body}", encoding="utf-8"
+            )
     return copies
 
 
@@ -143,12 +153,18 @@ def rss_mb(pid: int | str = "self") -> dict[str, float]:
 
 
 def settings_for(storage: Path) -> Settings:
-    return Settings(_env_file=None, qdrant_path=storage, qdrant_collection=COLLECTION,
-                    embedding_provider="none", llm_provider="none")
+    return Settings(
+        _env_file=None,
+        qdrant_path=storage,
+        qdrant_collection=COLLECTION,
+        embedding_provider="none",
+        llm_provider="none",
+    )
 
 
-def measure_store(corpus: Path, storage: Path, searches: int, filter_chapter: str,
-                  reingest: bool) -> tuple[dict[str, Any], list[Any]]:
+def measure_store(
+    corpus: Path, storage: Path, searches: int, filter_chapter: str, reingest: bool
+) -> tuple[dict[str, Any], list[Any]]:
     """Ingest and search through the store; also return the stored points for `engines`."""
     store = make_store(settings_for(storage))
     assert isinstance(store, EdgeStore)
@@ -156,13 +172,17 @@ def measure_store(corpus: Path, storage: Path, searches: int, filter_chapter: st
         first = store.ingest(corpus)
         results: dict[str, Any] = {
             "chunks": first.chunks,
-            "ingest": {"seconds": round(first.seconds, 2),
-                       "chunks_per_second": round(first.chunks / first.seconds, 1)},
+            "ingest": {
+                "seconds": round(first.seconds, 2),
+                "chunks_per_second": round(first.chunks / first.seconds, 1),
+            },
         }
         if reingest:
             second = store.ingest(corpus)  # unchanged content: the idempotency scan alone
-            results["reingest_unchanged"] = {"seconds": round(second.seconds, 2),
-                                             "added": second.added}
+            results["reingest_unchanged"] = {
+                "seconds": round(second.seconds, 2),
+                "added": second.added,
+            }
         for query in QUERIES[:5]:  # warm-up
             store.search(query, limit=5)
         plain: list[float] = []
@@ -199,13 +219,15 @@ def stored_points(store: EdgeStore) -> list[Any]:
     points: list[Any] = []
     offset: Any = None
     while True:
-        records, offset = store.shard.scroll(edge.ScrollRequest(
-            offset=offset, limit=4096, with_payload=True, with_vector=["bm25"]))
+        records, offset = store.shard.scroll(
+            edge.ScrollRequest(offset=offset, limit=4096, with_payload=True, with_vector=["bm25"])
+        )
         for record in records:
             vectors: Any = record.vector
             sparse = vectors["bm25"]
-            points.append((str(record.id), list(sparse.indices), list(sparse.values),
-                           record.payload))
+            points.append(
+                (str(record.id), list(sparse.indices), list(sparse.values), record.payload)
+            )
         if offset is None:
             return points
 
@@ -228,18 +250,30 @@ def worker_pid(master: int) -> int:
 def measure_api(data_dir: Path, storage: Path, requests: int) -> dict[str, Any]:
     """`textbook serve` over the ingested store; GET /api/v1/search one request at a time."""
     port = free_port()
-    env = {**os.environ, "DATA_DIR": str(data_dir), "QDRANT_PATH": str(storage),
-           "QDRANT_COLLECTION": COLLECTION, "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "LLM_PROVIDER": "none", "EMBEDDING_PROVIDER": "none", "LOG_LEVEL": "WARNING",
-           "RATE_LIMIT_PER_IP": "1000000/minute"}  # one client sends every request
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "QDRANT_PATH": str(storage),
+        "QDRANT_COLLECTION": COLLECTION,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "LLM_PROVIDER": "none",
+        "EMBEDDING_PROVIDER": "none",
+        "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT_PER_IP": "1000000/minute",
+    }  # one client sends every request
     env.pop("QDRANT_URL", None)
-    subprocess.run([sys.executable, "-m", "textbook.cli", "migrate"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "textbook.cli", "migrate"], env=env, check=True, capture_output=True
+    )
     log = data_dir / "server.log"
     base = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "textbook.cli", "serve"],
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "textbook.cli", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
             deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
@@ -297,10 +331,15 @@ def measure_api(data_dir: Path, storage: Path, requests: int) -> dict[str, Any]:
             server.kill()
             server.wait(timeout=10)
     round_p95 = sorted(r["p95_ms"] for r in rounds)
-    return {"server": "textbook serve (gunicorn, 1 worker)", "limit": 5,
-            **latency_summary(searches), "rounds": rounds,
-            "median_round_p95_ms": round_p95[len(round_p95) // 2],
-            "health_floor": latency_summary(healths), "worker": memory}
+    return {
+        "server": "textbook serve (gunicorn, 1 worker)",
+        "limit": 5,
+        **latency_summary(searches),
+        "rounds": rounds,
+        "median_round_p95_ms": round_p95[len(round_p95) // 2],
+        "health_floor": latency_summary(healths),
+        "worker": memory,
+    }
 
 
 # --- the engines side by side ---------------------------------------------------------------
@@ -312,15 +351,28 @@ def engine_edge(points_file: Path, root: Path, searches: int) -> dict[str, Any]:
     points = pickle.loads(points_file.read_bytes())  # noqa: S301 - our own file
     baseline = rss_mb()["rss_mb"]
     with stopwatch() as upsert:
-        shard = edge.EdgeShard.create(str(root / "edge-engine"), edge.EdgeConfig(
-            sparse_vectors={"bm25": edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}))
-        shard.update(edge.UpdateOperation.create_field_index(
-            "chapter", edge.PayloadSchemaType.Keyword))
+        shard = edge.EdgeShard.create(
+            str(root / "edge-engine"),
+            edge.EdgeConfig(
+                sparse_vectors={"bm25": edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}
+            ),
+        )
+        shard.update(
+            edge.UpdateOperation.create_field_index("chapter", edge.PayloadSchemaType.Keyword)
+        )
         for start in range(0, len(points), 128):
-            shard.update(edge.UpdateOperation.upsert_points([
-                edge.Point(id=pid, vector={"bm25": edge.SparseVector(indices=ix, values=vs)},
-                           payload=payload)
-                for pid, ix, vs, payload in points[start : start + 128]]))
+            shard.update(
+                edge.UpdateOperation.upsert_points(
+                    [
+                        edge.Point(
+                            id=pid,
+                            vector={"bm25": edge.SparseVector(indices=ix, values=vs)},
+                            payload=payload,
+                        )
+                        for pid, ix, vs, payload in points[start : start + 128]
+                    ]
+                )
+            )
         shard.flush()
     with stopwatch() as optimize:
         shard.optimize()  # as the store does after an ingest that changed something
@@ -331,22 +383,28 @@ def engine_edge(points_file: Path, root: Path, searches: int) -> dict[str, Any]:
         times = []
         for i in range(searches):
             vector = ENCODER.query(QUERIES[i % len(QUERIES)])
-            request = edge.QueryRequest(limit=5, filter=flt, with_payload=True,
-                                        query=edge.Query.Nearest(edge.SparseVector(
-                                            indices=vector.indices, values=vector.values),
-                                            using="bm25"))
+            request = edge.QueryRequest(
+                limit=5,
+                filter=flt,
+                with_payload=True,
+                query=edge.Query.Nearest(
+                    edge.SparseVector(indices=vector.indices, values=vector.values), using="bm25"
+                ),
+            )
             with stopwatch() as elapsed:
                 shard.query(request)
             times.append(elapsed[0])
         return times
 
     run(None)  # warm-up
-    result = {"upsert_seconds": round(upsert[0], 2),
-              "upsert_points_per_second": round(len(points) / upsert[0], 1),
-              "optimize_seconds": round(optimize[0], 2),
-              "query": latency_summary(run(None)),
-              "query_chapter_filter": latency_summary(run(only)),
-              "memory": {**rss_mb(), "points_loaded_baseline_mb": baseline}}
+    result = {
+        "upsert_seconds": round(upsert[0], 2),
+        "upsert_points_per_second": round(len(points) / upsert[0], 1),
+        "optimize_seconds": round(optimize[0], 2),
+        "query": latency_summary(run(None)),
+        "query_chapter_filter": latency_summary(run(only)),
+        "memory": {**rss_mb(), "points_loaded_baseline_mb": baseline},
+    }
     shard.close()
     return result
 
@@ -360,37 +418,55 @@ def engine_local(points_file: Path, root: Path, searches: int) -> dict[str, Any]
     baseline = rss_mb()["rss_mb"]
     client = QdrantClient(path=str(root / "local-mode"))
     with stopwatch() as upsert:
-        client.create_collection(COLLECTION, vectors_config={}, sparse_vectors_config={
-            "bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)})
+        client.create_collection(
+            COLLECTION,
+            vectors_config={},
+            sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # no payload indexes in local mode
             client.create_payload_index(COLLECTION, "chapter", models.PayloadSchemaType.KEYWORD)
         for start in range(0, len(points), 128):
-            client.upsert(COLLECTION, points=[
-                models.PointStruct(id=pid, payload=payload, vector={
-                    "bm25": models.SparseVector(indices=ix, values=vs)})
-                for pid, ix, vs, payload in points[start : start + 128]])
+            client.upsert(
+                COLLECTION,
+                points=[
+                    models.PointStruct(
+                        id=pid,
+                        payload=payload,
+                        vector={"bm25": models.SparseVector(indices=ix, values=vs)},
+                    )
+                    for pid, ix, vs, payload in points[start : start + 128]
+                ],
+            )
     chapter = points[0][3]["chapter"]
-    only = models.Filter(must=[models.FieldCondition(key="chapter",
-                                                     match=models.MatchValue(value=chapter))])
+    only = models.Filter(
+        must=[models.FieldCondition(key="chapter", match=models.MatchValue(value=chapter))]
+    )
 
     def run(flt: Any, count: int) -> list[float]:
         times = []
         for i in range(count):
             vector = ENCODER.query(QUERIES[i % len(QUERIES)])
             with stopwatch() as elapsed:
-                client.query_points(COLLECTION, using="bm25", limit=5, query_filter=flt,
-                                    with_payload=True, query=models.SparseVector(
-                                        indices=vector.indices, values=vector.values))
+                client.query_points(
+                    COLLECTION,
+                    using="bm25",
+                    limit=5,
+                    query_filter=flt,
+                    with_payload=True,
+                    query=models.SparseVector(indices=vector.indices, values=vector.values),
+                )
             times.append(elapsed[0])
         return times
 
     run(None, 2)  # warm-up
-    result = {"upsert_seconds": round(upsert[0], 2),
-              "upsert_points_per_second": round(len(points) / upsert[0], 1),
-              "query": latency_summary(run(None, searches)),
-              "query_chapter_filter": latency_summary(run(only, searches)),
-              "memory": {**rss_mb(), "points_loaded_baseline_mb": baseline}}
+    result = {
+        "upsert_seconds": round(upsert[0], 2),
+        "upsert_points_per_second": round(len(points) / upsert[0], 1),
+        "query": latency_summary(run(None, searches)),
+        "query_chapter_filter": latency_summary(run(only, searches)),
+        "memory": {**rss_mb(), "points_loaded_baseline_mb": baseline},
+    }
     client.close()
     return result
 
@@ -402,8 +478,9 @@ def in_child(function: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
-def run(sizes: list[int], searches: int, api_requests: int, local_max_chunks: int,
-        local_searches: int) -> dict[str, Any]:
+def run(
+    sizes: list[int], searches: int, api_requests: int, local_max_chunks: int, local_searches: int
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         root = Path(tmp)
@@ -414,8 +491,9 @@ def run(sizes: list[int], searches: int, api_requests: int, local_max_chunks: in
             copies = build_corpus(corpus, size)
             print(f"rag/{size}: {copies} copies of the sample textbook", flush=True)
             storage = work / "qdrant"
-            store, points = measure_store(corpus, storage, searches,
-                                          "ros2-foundations-copy0", reingest=size <= 20_000)
+            store, points = measure_store(
+                corpus, storage, searches, "ros2-foundations-copy0", reingest=size <= 20_000
+            )
             print(f"rag/{size}: store done", flush=True)
             api = measure_api(work / "var", storage, api_requests)
             print(f"rag/{size}: api done", flush=True)
@@ -428,21 +506,30 @@ def run(sizes: list[int], searches: int, api_requests: int, local_max_chunks: in
                     "edge": in_child(engine_edge, points_file, work, searches),
                     "qdrant_client_local_mode": {
                         "searches_capped_at": local_searches,
-                        **in_child(engine_local, points_file, work, local_searches)}}
+                        **in_child(engine_local, points_file, work, local_searches),
+                    },
+                }
             else:  # the store and api figures above are Edge's at this size
-                engines = {"skipped": f"{store['chunks']} chunks > --local-max-chunks "
-                                      f"{local_max_chunks}: local mode is brute force in "
-                                      "Python (minutes to upsert, seconds a query here)"}
+                engines = {
+                    "skipped": f"{store['chunks']} chunks > --local-max-chunks "
+                    f"{local_max_chunks}: local mode is brute force in "
+                    "Python (minutes to upsert, seconds a query here)"
+                }
             print(f"rag/{size}: engines done", flush=True)
-            results[f"{size}_chunks"] = {"copies_of_sample": copies, "store": store,
-                                         "api": api, "engines": engines}
+            results[f"{size}_chunks"] = {
+                "copies_of_sample": copies,
+                "store": store,
+                "api": api,
+                "engines": engines,
+            }
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", default="10000,100000",
-                        help="target chunk counts, comma-separated")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="target chunk counts, comma-separated"
+    )
     parser.add_argument("--searches", type=int, default=300)
     parser.add_argument("--api-requests", type=int, default=300)
     parser.add_argument("--local-max-chunks", type=int, default=20_000)
@@ -450,11 +537,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     started = time.perf_counter()
-    results = run(sizes, args.searches, args.api_requests, args.local_max_chunks,
-                  args.local_searches)
+    results = run(
+        sizes, args.searches, args.api_requests, args.local_max_chunks, args.local_searches
+    )
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     results["bench_peak_rss_mb"] = round(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
     path = write_report("rag", results)
     for name, result in results.items():
         if not isinstance(result, dict):
@@ -464,15 +553,19 @@ def main(argv: list[str] | None = None) -> int:
         if "edge" in engines:
             edge_query = engines["edge"]["query"]
             local_query = engines["qdrant_client_local_mode"]["query"]
-            engine_text = (f"engine query edge p50 {edge_query['p50_ms']} ms p95 "
-                           f"{edge_query['p95_ms']} ms, local mode p50 {local_query['p50_ms']}"
-                           f" ms p95 {local_query['p95_ms']} ms")
-        print(f"rag/{name}: {store['chunks']} chunks, ingest "
-              f"{store['ingest']['chunks_per_second']} chunks/s; store.search p50 "
-              f"{store['search']['p50_ms']} ms p95 {store['search']['p95_ms']} ms; API p50 "
-              f"{api['p50_ms']} ms p95 {api['p95_ms']} ms (median round p95 "
-              f"{api['median_round_p95_ms']} ms, /health p95 {api['health_floor']['p95_ms']} ms)"
-              f", worker RSS {api['worker']['rss_mb']} MiB; {engine_text}")
+            engine_text = (
+                f"engine query edge p50 {edge_query['p50_ms']} ms p95 "
+                f"{edge_query['p95_ms']} ms, local mode p50 {local_query['p50_ms']}"
+                f" ms p95 {local_query['p95_ms']} ms"
+            )
+        print(
+            f"rag/{name}: {store['chunks']} chunks, ingest "
+            f"{store['ingest']['chunks_per_second']} chunks/s; store.search p50 "
+            f"{store['search']['p50_ms']} ms p95 {store['search']['p95_ms']} ms; API p50 "
+            f"{api['p50_ms']} ms p95 {api['p95_ms']} ms (median round p95 "
+            f"{api['median_round_p95_ms']} ms, /health p95 {api['health_floor']['p95_ms']} ms)"
+            f", worker RSS {api['worker']['rss_mb']} MiB; {engine_text}"
+        )
     print(f"report: {path} ({results['bench_seconds']} s)")
     return 0
 

@@ -78,15 +78,21 @@ def load_questions(path: Path = QUESTIONS) -> list[Question]:
         raise ValueError(f"{path}: expected a non-empty list of questions")
     questions = []
     for number, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict) or set(entry) != {"q", "chapter", "anchor"} \
-                or not all(isinstance(v, str) and v.strip() for v in entry.values()):
-            raise ValueError(f"{path}: entry {number} needs exactly q, chapter and anchor "
-                             f"(non-empty strings), got {entry!r}")
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"q", "chapter", "anchor"}
+            or not all(isinstance(v, str) and v.strip() for v in entry.values())
+        ):
+            raise ValueError(
+                f"{path}: entry {number} needs exactly q, chapter and anchor "
+                f"(non-empty strings), got {entry!r}"
+            )
         questions.append(Question(entry["q"].strip(), entry["chapter"], entry["anchor"]))
     return questions
 
 
 # --- metrics --------------------------------------------------------------------------------
+
 
 def first_rank(results: Sequence[tuple[str, str]], expected: tuple[str, str]) -> int | None:
     """1-based rank of the first result from the expected (chapter, anchor), None if absent."""
@@ -109,23 +115,33 @@ def mrr_at(ranks: Sequence[int | None], k: int) -> float:
 def metrics(ranks: Sequence[int | None]) -> dict[str, float]:
     if not ranks:
         raise ValueError("no questions to score")
-    return {"hit@1": round(hit_at(ranks, 1), 4), "hit@5": round(hit_at(ranks, 5), 4),
-            "mrr@10": round(mrr_at(ranks, DEPTH), 4)}
+    return {
+        "hit@1": round(hit_at(ranks, 1), 4),
+        "hit@5": round(hit_at(ranks, 5), 4),
+        "mrr@10": round(mrr_at(ranks, DEPTH), 4),
+    }
 
 
 # --- running a variant ----------------------------------------------------------------------
 
+
 def variant_settings(overrides: dict[str, Any], storage: Path) -> Settings:
     """The embedded defaults with a variant's overrides; no provider unless asked for."""
-    base: dict[str, Any] = {"data_dir": storage, "qdrant_url": None,
-                            "qdrant_path": storage / "qdrant", "qdrant_collection": "eval",
-                            "content_path": SAMPLE_CONTENT_DIR, "llm_provider": "none",
-                            "embedding_provider": "none"}
+    base: dict[str, Any] = {
+        "data_dir": storage,
+        "qdrant_url": None,
+        "qdrant_path": storage / "qdrant",
+        "qdrant_collection": "eval",
+        "content_path": SAMPLE_CONTENT_DIR,
+        "llm_provider": "none",
+        "embedding_provider": "none",
+    }
     return Settings(_env_file=None, **(base | overrides))  # type: ignore[arg-type]
 
 
-def run_variant(name: str, overrides: dict[str, Any],
-                questions: Sequence[Question]) -> dict[str, Any]:
+def run_variant(
+    name: str, overrides: dict[str, Any], questions: Sequence[Question]
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"textbook-eval-{name}-", dir=SCRATCH) as tmp:
         settings = variant_settings(overrides, Path(tmp))
         store = open_store(settings)
@@ -146,16 +162,26 @@ def run_variant(name: str, overrides: dict[str, Any],
                 rank = first_rank(found, (question.chapter, question.anchor))
                 ranks.append(rank)
                 if rank != 1:
-                    misses.append({"q": question.text,
-                                   "expected": f"{question.chapter}#{question.anchor}",
-                                   "rank": rank,
-                                   "top3": [f"{c}#{a}" for c, a in found[:3]]})
+                    misses.append(
+                        {
+                            "q": question.text,
+                            "expected": f"{question.chapter}#{question.anchor}",
+                            "rank": rank,
+                            "top3": [f"{c}#{a}" for c, a in found[:3]],
+                        }
+                    )
         finally:
             store.close()
-    return {"variant": name, "settings": overrides, "metrics": metrics(ranks),
-            "questions": len(questions), "chunks": report.chunks,
-            "ingest_seconds": round(ingest_seconds, 2),
-            "search_ms_median": round(statistics.median(search_ms), 2), "misses": misses}
+    return {
+        "variant": name,
+        "settings": overrides,
+        "metrics": metrics(ranks),
+        "questions": len(questions),
+        "chunks": report.chunks,
+        "ingest_seconds": round(ingest_seconds, 2),
+        "search_ms_median": round(statistics.median(search_ms), 2),
+        "misses": misses,
+    }
 
 
 def hybrid_overrides() -> dict[str, Any] | None:
@@ -163,17 +189,24 @@ def hybrid_overrides() -> dict[str, Any] | None:
     configured = Settings(_env_file=None)
     if configured.embeddings_provider == "none":
         return None
-    return {"embedding_provider": configured.embeddings_provider,
-            "embedding_model": configured.embedding_model,
-            "embedding_dimensions": configured.embedding_dimensions}
+    return {
+        "embedding_provider": configured.embeddings_provider,
+        "embedding_model": configured.embedding_model,
+        "embedding_dimensions": configured.embedding_dimensions,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", action="append", choices=[*VARIANTS, HYBRID],
-                        help="run only these variants (repeatable); default: all")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("EVAL_REPORT_DIR",
-                                                                        DEFAULT_OUT)))
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=[*VARIANTS, HYBRID],
+        help="run only these variants (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(os.environ.get("EVAL_REPORT_DIR", DEFAULT_OUT))
+    )
     args = parser.parse_args(argv)
     questions = load_questions()
     wanted = args.variant or [*VARIANTS, HYBRID]
@@ -183,31 +216,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == HYBRID:
             overrides = hybrid_overrides()
             if overrides is None:
-                rows[name] = {"skipped": "no embeddings provider configured (set "
-                                         "OPENAI_API_KEY or GEMINI_API_KEY to run it)"}
+                rows[name] = {
+                    "skipped": "no embeddings provider configured (set "
+                    "OPENAI_API_KEY or GEMINI_API_KEY to run it)"
+                }
                 print(f"{name:16} skipped: no embeddings provider configured")
                 continue
         else:
             overrides = VARIANTS[name]
         result = run_variant(name, overrides, questions)
-        (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n",
-                                               encoding="utf-8")
-        rows[name] = {**result["metrics"], "chunks": result["chunks"],
-                      "settings": overrides}
+        (args.out / f"{name}.json").write_text(
+            json.dumps(result, indent=2) + "\n", encoding="utf-8"
+        )
+        rows[name] = {**result["metrics"], "chunks": result["chunks"], "settings": overrides}
         m = result["metrics"]
-        print(f"{name:16} hit@1 {m['hit@1']:.3f}  hit@5 {m['hit@5']:.3f}  "
-              f"mrr@10 {m['mrr@10']:.3f}  ({result['chunks']} chunks, "
-              f"ingest {result['ingest_seconds']:.1f} s)", flush=True)
-    summary: dict[str, Any] = {"questions": len(questions), "depth": DEPTH,
-                               "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "goal": GOAL, "variants": rows}
+        print(
+            f"{name:16} hit@1 {m['hit@1']:.3f}  hit@5 {m['hit@5']:.3f}  "
+            f"mrr@10 {m['mrr@10']:.3f}  ({result['chunks']} chunks, "
+            f"ingest {result['ingest_seconds']:.1f} s)",
+            flush=True,
+        )
+    summary: dict[str, Any] = {
+        "questions": len(questions),
+        "depth": DEPTH,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "goal": GOAL,
+        "variants": rows,
+    }
     if "default" in rows:
         default = rows["default"]
         summary["goal_met"] = all(default[key] >= value for key, value in GOAL.items())
-        print(f"default: goal (hit@1 >= {GOAL['hit@1']}, mrr@10 >= {GOAL['mrr@10']}) "
-              f"{'met' if summary['goal_met'] else 'NOT met'}")
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
-                                           encoding="utf-8")
+        print(
+            f"default: goal (hit@1 >= {GOAL['hit@1']}, mrr@10 >= {GOAL['mrr@10']}) "
+            f"{'met' if summary['goal_met'] else 'NOT met'}"
+        )
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"reports: {args.out}/")
     return 0
 

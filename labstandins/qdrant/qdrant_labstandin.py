@@ -95,8 +95,9 @@ class ApiError(Exception):
 
 
 def unsupported(what: str) -> ApiError:
-    return ApiError(HTTPStatus.BAD_REQUEST,
-                    f"Wrong input: {what} is not supported by the lab stand-in")
+    return ApiError(
+        HTTPStatus.BAD_REQUEST, f"Wrong input: {what} is not supported by the lab stand-in"
+    )
 
 
 class Raw:
@@ -123,8 +124,13 @@ def adapter(model_type: Any) -> TypeAdapter[Any]:
 class Request:
     """One parsed HTTP request: path parameters, query string, JSON body or uploaded file."""
 
-    def __init__(self, params: dict[str, str], query: dict[str, list[str]], body: Json,
-                 upload: Path | None = None) -> None:
+    def __init__(
+        self,
+        params: dict[str, str],
+        query: dict[str, list[str]],
+        body: Json,
+        upload: Path | None = None,
+    ) -> None:
         self.params = params
         self.query = query
         self.body = body
@@ -174,17 +180,28 @@ def to_condition(condition: Any) -> Any:
     if isinstance(condition, models.FieldCondition):
         rng: Any = None
         if isinstance(condition.range, models.Range):
-            rng = edge.RangeFloat(gte=condition.range.gte, gt=condition.range.gt,
-                                  lte=condition.range.lte, lt=condition.range.lt)
+            rng = edge.RangeFloat(
+                gte=condition.range.gte,
+                gt=condition.range.gt,
+                lte=condition.range.lte,
+                lt=condition.range.lt,
+            )
         elif condition.range is not None:
             raise unsupported("this range")
-        if condition.geo_bounding_box or condition.geo_radius or condition.geo_polygon \
-                or condition.values_count:
+        if (
+            condition.geo_bounding_box
+            or condition.geo_radius
+            or condition.geo_polygon
+            or condition.values_count
+        ):
             raise unsupported("this field condition")
         return edge.FieldCondition(
             key=condition.key,
             match=to_match(condition.match) if condition.match is not None else None,
-            range=rng, is_empty=condition.is_empty, is_null=condition.is_null)
+            range=rng,
+            is_empty=condition.is_empty,
+            is_null=condition.is_null,
+        )
     if isinstance(condition, models.IsEmptyCondition):
         return edge.IsEmptyCondition(condition.is_empty.key)
     if isinstance(condition, models.IsNullCondition):
@@ -203,12 +220,15 @@ def to_filter(flt: models.Filter | None) -> Any:
         return None
     min_should = None
     if flt.min_should is not None:
-        min_should = edge.MinShould([to_condition(c) for c in flt.min_should.conditions],
-                                    flt.min_should.min_count)
-    return edge.Filter(must=[to_condition(c) for c in as_list(flt.must)] or None,
-                       should=[to_condition(c) for c in as_list(flt.should)] or None,
-                       must_not=[to_condition(c) for c in as_list(flt.must_not)] or None,
-                       min_should=min_should)
+        min_should = edge.MinShould(
+            [to_condition(c) for c in flt.min_should.conditions], flt.min_should.min_count
+        )
+    return edge.Filter(
+        must=[to_condition(c) for c in as_list(flt.must)] or None,
+        should=[to_condition(c) for c in as_list(flt.should)] or None,
+        must_not=[to_condition(c) for c in as_list(flt.must_not)] or None,
+        min_should=min_should,
+    )
 
 
 def to_vector(vector: Any) -> Any:
@@ -232,8 +252,9 @@ def to_query(query: Any, using: str | None) -> Any:
             return edge.Fusion.Rrf(k=2)  # the server's default k
         return edge.Fusion.Dbsf()
     if isinstance(query, models.RrfQuery):
-        return edge.Fusion.Rrf(k=query.rrf.k if query.rrf.k is not None else 2,
-                               weights=query.rrf.weights)
+        return edge.Fusion.Rrf(
+            k=query.rrf.k if query.rrf.k is not None else 2, weights=query.rrf.weights
+        )
     return edge.Query.Nearest(to_vector(query), using=using or "")
 
 
@@ -244,7 +265,9 @@ def to_prefetch(prefetch: models.Prefetch) -> Any:
         limit=prefetch.limit if prefetch.limit is not None else 10,
         query=to_query(prefetch.query, prefetch.using),
         prefetches=[to_prefetch(p) for p in as_list(prefetch.prefetch)] or None,
-        filter=to_filter(prefetch.filter), score_threshold=prefetch.score_threshold)
+        filter=to_filter(prefetch.filter),
+        score_threshold=prefetch.score_threshold,
+    )
 
 
 def to_with_payload(value: Any, default: bool) -> Any:
@@ -277,13 +300,21 @@ def vector_json(vector: Any) -> Any:
 
 
 def record_json(record: Any) -> Json:
-    return {"id": id_json(record.id), "payload": record.payload,
-            "vector": vector_json(record.vector)}
+    return {
+        "id": id_json(record.id),
+        "payload": record.payload,
+        "vector": vector_json(record.vector),
+    }
 
 
 def scored_json(point: Any) -> Json:
-    return {"id": id_json(point.id), "version": point.version, "score": point.score,
-            "payload": point.payload, "vector": vector_json(point.vector)}
+    return {
+        "id": id_json(point.id),
+        "version": point.version,
+        "score": point.score,
+        "payload": point.payload,
+        "vector": vector_json(point.vector),
+    }
 
 
 # --- collections on disk -------------------------------------------------------------------
@@ -311,8 +342,9 @@ def safe_members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     for member in archive.getmembers():
         path = Path(member.name)
         if path.is_absolute() or ".." in path.parts or not (member.isfile() or member.isdir()):
-            raise ApiError(HTTPStatus.BAD_REQUEST,
-                           f"Wrong input: bad snapshot member {member.name}")
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST, f"Wrong input: bad snapshot member {member.name}"
+            )
         yield member
 
 
@@ -430,9 +462,13 @@ class StandIn:
             collection = self.get(req.params["c"])
             info = collection.shard.info()
             spec = collection.spec
-        schema = {field: {"data_type": SCHEMA_NAMES.get(index.data_type, "keyword"),
-                          "points": index.points}
-                  for field, index in info.payload_schema.items()}
+        schema = {
+            field: {
+                "data_type": SCHEMA_NAMES.get(index.data_type, "keyword"),
+                "points": index.points,
+            }
+            for field, index in info.payload_schema.items()
+        }
         return models.CollectionInfo(
             status=models.CollectionStatus.GREEN,
             optimizer_status=models.OptimizersStatusOneOf.OK,
@@ -441,13 +477,17 @@ class StandIn:
             segments_count=info.segments_count,
             payload_schema=schema,
             config=models.CollectionConfig(
-                params=models.CollectionParams(vectors=spec.get("vectors"),
-                                               sparse_vectors=spec.get("sparse_vectors")),
+                params=models.CollectionParams(
+                    vectors=spec.get("vectors"), sparse_vectors=spec.get("sparse_vectors")
+                ),
                 hnsw_config=models.HnswConfig(m=16, ef_construct=100, full_scan_threshold=10000),
                 wal_config=models.WalConfig(wal_capacity_mb=32, wal_segments_ahead=0),
                 optimizer_config=models.OptimizersConfig(
-                    deleted_threshold=0.2, vacuum_min_vector_number=1000,
-                    default_segment_number=0, flush_interval_sec=5),
+                    deleted_threshold=0.2,
+                    vacuum_min_vector_number=1000,
+                    default_segment_number=0,
+                    flush_interval_sec=5,
+                ),
                 metadata=spec.get("metadata"),
             ),
         )
@@ -459,25 +499,33 @@ class StandIn:
         spec: models.CreateCollection = req.model(models.CreateCollection)
         vectors: Any = None
         if isinstance(spec.vectors, models.VectorParams):
-            vectors = edge.EdgeVectorParams(size=spec.vectors.size,
-                                            distance=DISTANCES[spec.vectors.distance])
+            vectors = edge.EdgeVectorParams(
+                size=spec.vectors.size, distance=DISTANCES[spec.vectors.distance]
+            )
         elif spec.vectors:
-            vectors = {vname: edge.EdgeVectorParams(size=p.size, distance=DISTANCES[p.distance])
-                       for vname, p in spec.vectors.items()}
-        sparse = {vname: edge.EdgeSparseVectorParams(
-            modifier=edge.Modifier.Idf if p.modifier == models.Modifier.IDF else None)
-            for vname, p in (spec.sparse_vectors or {}).items()} or None
+            vectors = {
+                vname: edge.EdgeVectorParams(size=p.size, distance=DISTANCES[p.distance])
+                for vname, p in spec.vectors.items()
+            }
+        sparse = {
+            vname: edge.EdgeSparseVectorParams(
+                modifier=edge.Modifier.Idf if p.modifier == models.Modifier.IDF else None
+            )
+            for vname, p in (spec.sparse_vectors or {}).items()
+        } or None
         if not vectors and not sparse:
             raise unsupported("a collection without vectors")
         with self.lock:
             if name in self.collections:
-                raise ApiError(HTTPStatus.CONFLICT,
-                               f"Wrong input: Collection `{name}` already exists!")
+                raise ApiError(
+                    HTTPStatus.CONFLICT, f"Wrong input: Collection `{name}` already exists!"
+                )
             directory = self.root / name
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir()
-            shard = edge.EdgeShard.create(str(directory / "shard"), edge.EdgeConfig(
-                vectors=vectors, sparse_vectors=sparse))
+            shard = edge.EdgeShard.create(
+                str(directory / "shard"), edge.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
+            )
             saved = spec.model_dump(mode="json", exclude_none=True)
             (directory / "collection.json").write_text(json.dumps(saved), encoding="utf-8")
             self.collections[name] = Collection(directory, saved, shard)
@@ -495,17 +543,23 @@ class StandIn:
     def create_payload_index(self, req: Request) -> Json:
         spec: models.CreateFieldIndex = req.model(models.CreateFieldIndex)
         schema: Any = spec.field_schema
-        kind = schema if isinstance(schema, models.PayloadSchemaType) else getattr(
-            schema, "type", None)
+        kind = (
+            schema
+            if isinstance(schema, models.PayloadSchemaType)
+            else getattr(schema, "type", None)
+        )
         if kind is None:
             raise ApiError(HTTPStatus.BAD_REQUEST, "Wrong input: field_schema is required")
         kind = models.PayloadSchemaType(getattr(kind, "value", kind))
-        return self.update(req.params["c"], edge.UpdateOperation.create_field_index(
-            spec.field_name, SCHEMA_TYPES[kind]))
+        return self.update(
+            req.params["c"],
+            edge.UpdateOperation.create_field_index(spec.field_name, SCHEMA_TYPES[kind]),
+        )
 
     def delete_payload_index(self, req: Request) -> Json:
-        return self.update(req.params["c"],
-                           edge.UpdateOperation.delete_field_index(req.params["f"]))
+        return self.update(
+            req.params["c"], edge.UpdateOperation.delete_field_index(req.params["f"])
+        )
 
     # points
     def upsert(self, req: Request) -> Json:
@@ -515,23 +569,35 @@ class StandIn:
             batch = operation.batch
             vectors: Any = batch.vectors
             for index, pid in enumerate(batch.ids):
-                vector = ({name: to_vector(values[index]) for name, values in vectors.items()}
-                          if isinstance(vectors, dict) else to_vector(vectors[index]))
+                vector = (
+                    {name: to_vector(values[index]) for name, values in vectors.items()}
+                    if isinstance(vectors, dict)
+                    else to_vector(vectors[index])
+                )
                 payload = batch.payloads[index] if batch.payloads else None
                 points.append(edge.Point(id=point_id(pid), vector=vector, payload=payload))
         else:
             for point in operation.points:
-                vector = ({name: to_vector(v) for name, v in point.vector.items()}
-                          if isinstance(point.vector, dict) else to_vector(point.vector))
-                points.append(edge.Point(id=point_id(point.id), vector=vector,
-                                         payload=point.payload))
+                vector = (
+                    {name: to_vector(v) for name, v in point.vector.items()}
+                    if isinstance(point.vector, dict)
+                    else to_vector(point.vector)
+                )
+                points.append(
+                    edge.Point(id=point_id(point.id), vector=vector, payload=point.payload)
+                )
         return self.update(req.params["c"], edge.UpdateOperation.upsert_points(points))
 
     def retrieve(self, req: Request) -> Json:
         spec: models.PointRequest = req.model(models.PointRequest)
-        records = self.call(req.params["c"], lambda shard: shard.retrieve(
-            [point_id(i) for i in spec.ids], to_with_payload(spec.with_payload, True),
-            spec.with_vector if spec.with_vector is not None else False))
+        records = self.call(
+            req.params["c"],
+            lambda shard: shard.retrieve(
+                [point_id(i) for i in spec.ids],
+                to_with_payload(spec.with_payload, True),
+                spec.with_vector if spec.with_vector is not None else False,
+            ),
+        )
         return [record_json(r) for r in records]
 
     def get_point(self, req: Request) -> Json:
@@ -553,11 +619,13 @@ class StandIn:
     def set_payload(self, req: Request) -> Json:
         spec: models.SetPayload = req.model(models.SetPayload)
         if spec.points is not None:
-            operation = edge.UpdateOperation.set_payload([point_id(i) for i in spec.points],
-                                                         spec.payload, spec.key)
+            operation = edge.UpdateOperation.set_payload(
+                [point_id(i) for i in spec.points], spec.payload, spec.key
+            )
         else:
             operation = edge.UpdateOperation.set_payload_by_filter(
-                to_filter(spec.filter or models.Filter()), spec.payload, spec.key)
+                to_filter(spec.filter or models.Filter()), spec.payload, spec.key
+            )
         return self.update(req.params["c"], operation)
 
     def scroll(self, req: Request) -> Json:
@@ -566,29 +634,37 @@ class StandIn:
             raise unsupported("order_by")
         request = edge.ScrollRequest(
             offset=point_id(spec.offset) if spec.offset is not None else None,
-            limit=spec.limit or 10, filter=to_filter(spec.filter),
+            limit=spec.limit or 10,
+            filter=to_filter(spec.filter),
             with_payload=to_with_payload(spec.with_payload, True),
-            with_vector=spec.with_vector if spec.with_vector is not None else False)
+            with_vector=spec.with_vector if spec.with_vector is not None else False,
+        )
         records, next_offset = self.call(req.params["c"], lambda shard: shard.scroll(request))
-        return {"points": [record_json(r) for r in records],
-                "next_page_offset": id_json(next_offset) if next_offset is not None else None}
+        return {
+            "points": [record_json(r) for r in records],
+            "next_page_offset": id_json(next_offset) if next_offset is not None else None,
+        }
 
     def count(self, req: Request) -> Json:
         spec: models.CountRequest = req.model(models.CountRequest)
-        request = edge.CountRequest(exact=spec.exact if spec.exact is not None else True,
-                                    filter=to_filter(spec.filter))
+        request = edge.CountRequest(
+            exact=spec.exact if spec.exact is not None else True, filter=to_filter(spec.filter)
+        )
         return {"count": self.call(req.params["c"], lambda shard: shard.count(request))}
 
     def _query(self, collection: str, spec: models.QueryRequest) -> Json:
         if spec.lookup_from is not None:
             raise unsupported("lookup_from")
         request = edge.QueryRequest(
-            limit=spec.limit or 10, offset=spec.offset,
+            limit=spec.limit or 10,
+            offset=spec.offset,
             query=to_query(spec.query, spec.using),
             prefetches=[to_prefetch(p) for p in as_list(spec.prefetch)] or None,
-            filter=to_filter(spec.filter), score_threshold=spec.score_threshold,
+            filter=to_filter(spec.filter),
+            score_threshold=spec.score_threshold,
             with_payload=to_with_payload(spec.with_payload, False),
-            with_vector=spec.with_vector if spec.with_vector is not None else False)
+            with_vector=spec.with_vector if spec.with_vector is not None else False,
+        )
         points = self.call(collection, lambda shard: shard.query(request))
         return {"points": [scored_json(p) for p in points]}
 
@@ -613,10 +689,14 @@ class StandIn:
     def _describe(path: Path) -> Json:
         checksum_file = path.with_name(path.name + ".checksum")
         stat = path.stat()
-        return {"name": path.name, "size": stat.st_size,
-                "creation_time": datetime.fromtimestamp(stat.st_mtime, UTC)
-                .replace(tzinfo=None).isoformat(timespec="seconds"),
-                "checksum": checksum_file.read_text().strip() if checksum_file.exists() else None}
+        return {
+            "name": path.name,
+            "size": stat.st_size,
+            "creation_time": datetime.fromtimestamp(stat.st_mtime, UTC)
+            .replace(tzinfo=None)
+            .isoformat(timespec="seconds"),
+            "checksum": checksum_file.read_text().strip() if checksum_file.exists() else None,
+        }
 
     def create_snapshot(self, req: Request) -> Json:
         name = req.params["c"]
@@ -659,12 +739,15 @@ class StandIn:
         spec: models.SnapshotRecover = req.model(models.SnapshotRecover)
         location = urlsplit(spec.location)
         if location.scheme != "file":
-            raise unsupported("recovering from a URL (use file:// under the snapshots path, "
-                              "or upload)")
+            raise unsupported(
+                "recovering from a URL (use file:// under the snapshots path, or upload)"
+            )
         path = Path(unquote(location.path)).resolve()
         if not path.is_relative_to(self.snapshots.resolve()) or not path.is_file():
-            raise ApiError(HTTPStatus.NOT_FOUND,
-                           f"Not found: snapshot {path} is not a file under {self.snapshots}")
+            raise ApiError(
+                HTTPStatus.NOT_FOUND,
+                f"Not found: snapshot {path} is not a file under {self.snapshots}",
+            )
         self._recover(req.params["c"], path, spec.checksum)
         return True
 
@@ -683,18 +766,23 @@ class StandIn:
         if checksum is not None:
             digest = hashlib.sha256(archive_path.read_bytes()).hexdigest()
             if digest != checksum.lower():
-                raise ApiError(HTTPStatus.BAD_REQUEST,
-                               f"Wrong input: snapshot checksum mismatch: {digest} != {checksum}")
+                raise ApiError(
+                    HTTPStatus.BAD_REQUEST,
+                    f"Wrong input: snapshot checksum mismatch: {digest} != {checksum}",
+                )
         staging = Path(tempfile.mkdtemp(prefix=f".recover-{name}-", dir=self.root))
         try:
             try:
                 with tarfile.open(archive_path) as archive:
                     archive.extractall(staging, members=safe_members(archive))  # noqa: S202
             except tarfile.TarError as exc:
-                raise ApiError(HTTPStatus.BAD_REQUEST,
-                               f"Wrong input: not a stand-in snapshot: {exc}") from exc
-            if not (staging / "collection.json").is_file() or not (
-                    staging / "shard" / "edge_config.json").is_file():
+                raise ApiError(
+                    HTTPStatus.BAD_REQUEST, f"Wrong input: not a stand-in snapshot: {exc}"
+                ) from exc
+            if (
+                not (staging / "collection.json").is_file()
+                or not (staging / "shard" / "edge_config.json").is_file()
+            ):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "Wrong input: not a stand-in snapshot")
             with self.lock:
                 old = self.collections.pop(name, None)
@@ -712,16 +800,18 @@ class StandIn:
                     if retired.exists():  # put the collection back as it was
                         retired.rename(target)
                         self.collections[name] = Collection.open(target)
-                    raise ApiError(HTTPStatus.BAD_REQUEST,
-                                   f"Wrong input: snapshot does not load: {exc}") from exc
+                    raise ApiError(
+                        HTTPStatus.BAD_REQUEST, f"Wrong input: snapshot does not load: {exc}"
+                    ) from exc
                 shutil.rmtree(retired, ignore_errors=True)
             LOG.info("collection %s recovered from %s", name, archive_path.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def read_multipart_file(stream: io.BufferedIOBase, length: int, content_type: str,
-                        directory: Path) -> Path:
+def read_multipart_file(
+    stream: io.BufferedIOBase, length: int, content_type: str, directory: Path
+) -> Path:
     """The first file part of a multipart/form-data body, streamed to a file in `directory`."""
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if not content_type.startswith("multipart/form-data") or match is None:
@@ -834,9 +924,9 @@ def make_handler(standin: StandIn, api_key: str | None) -> type[BaseHTTPRequestH
                 handler, params = standin.dispatch(self.command, url.path)
                 body = None
                 if uploading:
-                    upload = read_multipart_file(self.rfile, length,
-                                                 self.headers.get("Content-Type", ""),
-                                                 standin.snapshots)
+                    upload = read_multipart_file(
+                        self.rfile, length, self.headers.get("Content-Type", ""), standin.snapshots
+                    )
                     self.close_connection = False
                 elif raw:
                     try:

@@ -15,20 +15,30 @@ from textbook.rag.content import iter_markdown_lines
 from textbook.rag.sparse import terms
 from textbook.rag.types import Passage
 
-__all__ = ["EXTRACTIVE_NOTE", "MAX_SENTENCES", "NOTHING_FOUND", "build_prompt_messages",
-           "compose_extractive_answer", "selected_text_messages"]
+__all__ = [
+    "EXTRACTIVE_NOTE",
+    "MAX_SENTENCES",
+    "NOTHING_FOUND",
+    "build_prompt_messages",
+    "compose_extractive_answer",
+    "selected_text_messages",
+]
 
 MAX_SENTENCES = 4
 MAX_ANSWER_CHARS = 1200
 LONG_SENTENCE_TERMS = 30  # beyond this many distinct terms, a sentence's score is damped
-EXTRACTIVE_NOTE = ("This answer is composed from the textbook passages below without a "
-                   "language model: the most relevant sentences, quoted with their source.")
-NOTHING_FOUND = ("The textbook passages I found do not cover this question. Try other words, "
-                 "or open the table of contents. (Composed from the textbook without a "
-                 "language model.)")
+EXTRACTIVE_NOTE = (
+    "This answer is composed from the textbook passages below without a "
+    "language model: the most relevant sentences, quoted with their source."
+)
+NOTHING_FOUND = (
+    "The textbook passages I found do not cover this question. Try other words, "
+    "or open the table of contents. (Composed from the textbook without a "
+    "language model.)"
+)
 
 SYSTEM_PROMPT = (
-    "You are the teaching assistant of the textbook \"Physical AI & Humanoid Robotics\". "
+    'You are the teaching assistant of the textbook "Physical AI & Humanoid Robotics". '
     "Answer the reader's question using ONLY the numbered textbook passages in the last "
     "message. After each statement, cite the passage(s) it comes from as [1], [2], ... "
     "using the passage numbers. If the passages do not contain the answer, say that the "
@@ -36,7 +46,7 @@ SYSTEM_PROMPT = (
     "textbook's terminology and keep code and units exact."
 )
 SELECTED_TEXT_PROMPT = (
-    "You are the teaching assistant of the textbook \"Physical AI & Humanoid Robotics\". "
+    'You are the teaching assistant of the textbook "Physical AI & Humanoid Robotics". '
     "The reader selected a piece of the textbook and asks about it. Answer using ONLY the "
     "selected text in the last message. If it does not contain the answer, say so instead "
     "of guessing. Be concise and precise."
@@ -63,8 +73,13 @@ def _prose_lines(markdown: str) -> list[str]:
     current: list[str] = []
     for line in iter_markdown_lines(markdown):
         text = line.text
-        if line.in_code or _TABLE_ROW_RE.match(text) or _HEADING_RE.match(text) \
-                or not text.strip() or _LIST_MARKER_RE.match(text):
+        if (
+            line.in_code
+            or _TABLE_ROW_RE.match(text)
+            or _HEADING_RE.match(text)
+            or not text.strip()
+            or _LIST_MARKER_RE.match(text)
+        ):
             if current:
                 paragraphs.append(" ".join(current))
                 current = []
@@ -100,8 +115,9 @@ def _rank(question: str, sentences: list[_Sentence]) -> list[tuple[float, _Sente
     if not query:
         return []
     total = len(sentences)
-    weight = {term: math.log(1 + total / (1 + sum(term in s.terms for s in sentences)))
-              for term in query}
+    weight = {
+        term: math.log(1 + total / (1 + sum(term in s.terms for s in sentences))) for term in query
+    }
     ranked: list[tuple[float, _Sentence]] = []
     for sentence in sentences:
         matched = query & sentence.terms
@@ -148,12 +164,16 @@ def _passage_block(number: int, passage: Passage) -> str:
 
 
 def _history(history: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-    return [{"role": turn["role"], "content": turn["content"]} for turn in history
-            if turn.get("role") in ("user", "assistant") and turn.get("content")]
+    return [
+        {"role": turn["role"], "content": turn["content"]}
+        for turn in history
+        if turn.get("role") in ("user", "assistant") and turn.get("content")
+    ]
 
 
-def build_prompt_messages(question: str, passages: Sequence[Passage],
-                          history: Sequence[Mapping[str, str]] = ()) -> list[dict[str, str]]:
+def build_prompt_messages(
+    question: str, passages: Sequence[Passage], history: Sequence[Mapping[str, str]] = ()
+) -> list[dict[str, str]]:
     """Chat messages for the LLM mode: instructions, earlier turns, numbered passages."""
     if passages:
         context = "\n\n".join(_passage_block(n, p) for n, p in enumerate(passages, start=1))
@@ -166,12 +186,15 @@ def build_prompt_messages(question: str, passages: Sequence[Passage],
     ]
 
 
-def selected_text_messages(question: str, selected_text: str,
-                           history: Sequence[Mapping[str, str]] = ()) -> list[dict[str, str]]:
+def selected_text_messages(
+    question: str, selected_text: str, history: Sequence[Mapping[str, str]] = ()
+) -> list[dict[str, str]]:
     """Chat messages for a question about text the reader selected (no retrieval)."""
     return [
         {"role": "system", "content": SELECTED_TEXT_PROMPT},
         *_history(history),
-        {"role": "user", "content": f"Selected text:\n\"\"\"\n{selected_text.strip()}\n\"\"\"\n\n"
-                                    f"Question: {question}"},
+        {
+            "role": "user",
+            "content": f'Selected text:\n"""\n{selected_text.strip()}\n"""\n\nQuestion: {question}',
+        },
     ]

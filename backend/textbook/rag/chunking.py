@@ -29,8 +29,14 @@ from textbook.core.config import HeadingContext
 from textbook.rag.content import iter_markdown_lines
 from textbook.rag.types import Chapter, Passage, Section
 
-__all__ = ["DEFAULT_MAX_CHARS", "Chunk", "chunk_chapter", "chunk_chapters", "chunk_id",
-           "split_blocks"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "Chunk",
+    "chunk_chapter",
+    "chunk_chapters",
+    "chunk_id",
+    "split_blocks",
+]
 
 DEFAULT_MAX_CHARS = 1200
 HEADING_SEPARATOR = " > "
@@ -69,9 +75,16 @@ class Chunk:
         }
 
     def to_passage(self, score: float = 0.0) -> Passage:
-        return Passage(chunk_id=self.id, module=self.module, chapter=self.chapter,
-                       chapter_title=self.chapter_title, section=self.section,
-                       anchor=self.anchor, text=self.text, score=score)
+        return Passage(
+            chunk_id=self.id,
+            module=self.module,
+            chapter=self.chapter,
+            chapter_title=self.chapter_title,
+            section=self.section,
+            anchor=self.anchor,
+            text=self.text,
+            score=score,
+        )
 
 
 def chunk_id(*, chapter: str, anchor: str, text: str, metadata: Iterable[object] = ()) -> str:
@@ -82,6 +95,7 @@ def chunk_id(*, chapter: str, anchor: str, text: str, metadata: Iterable[object]
 
 
 # --- blocks -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Block:
@@ -142,8 +156,11 @@ def _split_prose(text: str, max_chars: int) -> list[str]:
         parts = text.split("\n") if pattern == "\n" else pattern.split(text)
         if len(parts) > 1:
             joiner = "\n" if pattern == "\n" else " "
-            return _pack([piece for part in parts for piece in _split_prose(part, max_chars)],
-                         max_chars, joiner)
+            return _pack(
+                [piece for part in parts for piece in _split_prose(part, max_chars)],
+                max_chars,
+                joiner,
+            )
     return _pack(text.split(" "), max_chars, " ")
 
 
@@ -173,15 +190,20 @@ def _section_texts(section: Section, max_chars: int) -> list[str]:
 
 # --- chapters -----------------------------------------------------------------------------
 
+
 def _context(path: tuple[str, ...], heading_context: HeadingContext) -> str:
     if heading_context == "trail":
         return HEADING_SEPARATOR.join(path)
     return path[-1] if heading_context == "section" else ""
 
 
-def chunk_chapter(chapter: Chapter, max_chars: int = DEFAULT_MAX_CHARS, *,
-                  heading_context: HeadingContext = "trail",
-                  index_key: str = "") -> list[Chunk]:
+def chunk_chapter(
+    chapter: Chapter,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    *,
+    heading_context: HeadingContext = "trail",
+    index_key: str = "",
+) -> list[Chunk]:
     """The chapter's chunks in reading order; identical chunks in one section appear once.
 
     `index_key` names how the chunks' vectors are made (the sparse encoding); it only
@@ -197,22 +219,51 @@ def chunk_chapter(chapter: Chapter, max_chars: int = DEFAULT_MAX_CHARS, *,
         path = tuple(dict.fromkeys([chapter.title, *(title for _, title in trail)]))
         context = _context(path, heading_context)
         for text in _section_texts(section, max_chars):
-            identity = chunk_id(chapter=chapter.slug, anchor=section.anchor, text=text,
-                                metadata=(chapter.module, chapter.number, chapter.title,
-                                          section.title, *path, heading_context, index_key))
+            identity = chunk_id(
+                chapter=chapter.slug,
+                anchor=section.anchor,
+                text=text,
+                metadata=(
+                    chapter.module,
+                    chapter.number,
+                    chapter.title,
+                    section.title,
+                    *path,
+                    heading_context,
+                    index_key,
+                ),
+            )
             if identity in seen:
                 continue
             seen.add(identity)
-            chunks.append(Chunk(id=identity, module=chapter.module, chapter=chapter.slug,
-                                chapter_number=chapter.number, chapter_title=chapter.title,
-                                section=section.title, anchor=section.anchor,
-                                heading_path=path, text=text, context=context))
+            chunks.append(
+                Chunk(
+                    id=identity,
+                    module=chapter.module,
+                    chapter=chapter.slug,
+                    chapter_number=chapter.number,
+                    chapter_title=chapter.title,
+                    section=section.title,
+                    anchor=section.anchor,
+                    heading_path=path,
+                    text=text,
+                    context=context,
+                )
+            )
     return chunks
 
 
-def chunk_chapters(chapters: Iterable[Chapter], max_chars: int = DEFAULT_MAX_CHARS, *,
-                   heading_context: HeadingContext = "trail",
-                   index_key: str = "") -> list[Chunk]:
-    return [chunk for chapter in chapters
-            for chunk in chunk_chapter(chapter, max_chars, heading_context=heading_context,
-                                       index_key=index_key)]
+def chunk_chapters(
+    chapters: Iterable[Chapter],
+    max_chars: int = DEFAULT_MAX_CHARS,
+    *,
+    heading_context: HeadingContext = "trail",
+    index_key: str = "",
+) -> list[Chunk]:
+    return [
+        chunk
+        for chapter in chapters
+        for chunk in chunk_chapter(
+            chapter, max_chars, heading_context=heading_context, index_key=index_key
+        )
+    ]

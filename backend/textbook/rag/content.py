@@ -196,8 +196,9 @@ def _parse_sections(body: str, chapter_title: str) -> tuple[Section, ...]:
         # Level-1 intro without text, or a heading directly followed by a subheading, is
         # kept only when it has a body: empty sections have nothing to read or cite.
         if text.strip():
-            sections.append(Section(title=title, anchor=anchor or anchors.make(title),
-                                    level=level, text=text))
+            sections.append(
+                Section(title=title, anchor=anchor or anchors.make(title), level=level, text=text)
+            )
 
     for line in iter_markdown_lines(body):
         match = None if line.in_code else HEADING_RE.match(line.text)
@@ -285,8 +286,7 @@ def _number_field(data: dict[str, object], name: str, *, integer: bool) -> float
         return None
     # bool is an int subclass; `chapter: yes` is a mistake, not chapter 1.
     if integer and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise _Unreadable(f"front matter '{name}' must be a non-negative integer, "
-                          f"got {value!r}")
+        raise _Unreadable(f"front matter '{name}' must be a non-negative integer, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Unreadable(f"front matter '{name}' must be a number, got {value!r}")
     return value
@@ -304,8 +304,10 @@ def _number_prefix(name: str) -> tuple[int | None, str]:
 
 def _slug_of(parts: Iterable[str]) -> str:
     words = [slugify(part) for part in parts]
-    return slugify("-".join(w for w in words if w), max_length=MAX_SLUG_CHARS,
-                   word_boundary=True) or "index"
+    return (
+        slugify("-".join(w for w in words if w), max_length=MAX_SLUG_CHARS, word_boundary=True)
+        or "index"
+    )
 
 
 @dataclass(slots=True)
@@ -353,18 +355,20 @@ def _read_doc(source: Path, folders: list[str], label: str | None) -> _Doc | Non
     prefix, name = _number_prefix(source.stem)
     body = strip_mdx(body)
     if slug is not None:
-        parts = slug.strip("/").split("/") if slug.startswith("/") \
-            else [*folders, *slug.split("/")]
+        parts = slug.strip("/").split("/") if slug.startswith("/") else [*folders, *slug.split("/")]
     elif label is not None:
         parts = folders
     else:
         parts = [*folders, doc_id or name]
-    return _Doc(source=source,
-                position=position if position is not None else
-                number if number is not None else prefix,
-                title=title or _first_title(body) or label or doc_id or name,
-                slug=_slug_of(parts), module=module,
-                number=int(number) if number is not None else None, body=body)
+    return _Doc(
+        source=source,
+        position=position if position is not None else number if number is not None else prefix,
+        title=title or _first_title(body) or label or doc_id or name,
+        slug=_slug_of(parts),
+        module=module,
+        number=int(number) if number is not None else None,
+        body=body,
+    )
 
 
 def _read_category(directory: Path, book: Book) -> tuple[str | None, float | None]:
@@ -382,17 +386,19 @@ def _read_category(directory: Path, book: Book) -> tuple[str | None, float | Non
             except yaml.YAMLError as exc:
                 raise _Unreadable(f"not valid YAML: {_yaml_problem(exc)}") from exc
             if not isinstance(data, dict):
-                raise _Unreadable("must be a mapping such as {\"label\": ..., \"position\": ...}")
+                raise _Unreadable('must be a mapping such as {"label": ..., "position": ...}')
             label = data.get("label")
             if label is not None and not isinstance(label, str):
                 raise _Unreadable(f"'label' must be a string, got {label!r}")
             position = data.get("position")
-            if position is not None and (isinstance(position, bool)
-                                         or not isinstance(position, (int, float))):
+            if position is not None and (
+                isinstance(position, bool) or not isinstance(position, (int, float))
+            ):
                 raise _Unreadable(f"'position' must be a number, got {position!r}")
         except _Unreadable as exc:
-            book.skipped.append(f"{source}: {exc} (the folder keeps its default label and "
-                                "position)")
+            book.skipped.append(
+                f"{source}: {exc} (the folder keeps its default label and position)"
+            )
             return None, None
         return (label.strip() or None) if label else None, position
     return None, None
@@ -401,8 +407,7 @@ def _read_category(directory: Path, book: Book) -> tuple[str | None, float | Non
 def _read_folder(directory: Path, folders: list[str], book: Book, seen: set[Path]) -> _Folder:
     prefix, name = _number_prefix(directory.name)
     label, position = _read_category(directory, book) if folders else (None, None)
-    folder = _Folder(label=label or name,
-                     position=position if position is not None else prefix)
+    folder = _Folder(label=label or name, position=position if position is not None else prefix)
     index_names = (*INDEX_NAMES, name.lower())
     try:
         entries = sorted(directory.iterdir(), key=lambda p: p.name)
@@ -452,13 +457,20 @@ def _assemble(docs: Iterable[tuple[_Doc, str | None]], book: Book) -> None:
             suffix += 1
             slug = f"{doc.slug}-{suffix}"
         if slug != doc.slug:
-            book.notes.append(f"{doc.source}: slug {doc.slug!r} is taken by "
-                              f"{origin[doc.slug]}; this chapter is {slug!r}")
+            book.notes.append(
+                f"{doc.source}: slug {doc.slug!r} is taken by "
+                f"{origin[doc.slug]}; this chapter is {slug!r}"
+            )
         origin[slug] = doc.source
-        book.chapters.append(Chapter(
-            slug=slug, number=doc.number if doc.number is not None else position,
-            title=doc.title, module=doc.module or module or "",
-            sections=_parse_sections(doc.body, doc.title)))
+        book.chapters.append(
+            Chapter(
+                slug=slug,
+                number=doc.number if doc.number is not None else position,
+                title=doc.title,
+                module=doc.module or module or "",
+                sections=_parse_sections(doc.body, doc.title),
+            )
+        )
 
 
 def load_book(path: Path) -> Book:
@@ -490,8 +502,9 @@ def book_files(path: Path) -> list[Path]:
     """The files whose changes can change `load_book(path)` (pages and category files)."""
     if not path.is_dir():
         return [path] if path.exists() else []
-    return sorted(p for p in path.rglob("*")
-                  if p.suffix.lower() in DOC_SUFFIXES or p.name in CATEGORY_FILES)
+    return sorted(
+        p for p in path.rglob("*") if p.suffix.lower() in DOC_SUFFIXES or p.name in CATEGORY_FILES
+    )
 
 
 def load_chapter(source: Path) -> Chapter:
@@ -513,8 +526,9 @@ def find_chapter(chapters: Iterable[Chapter], slug: str) -> Chapter | None:
     return next((chapter for chapter in chapters if chapter.slug == slug), None)
 
 
-def find_section(chapters: Iterable[Chapter], slug: str,
-                 anchor: str) -> tuple[Chapter, Section] | None:
+def find_section(
+    chapters: Iterable[Chapter], slug: str, anchor: str
+) -> tuple[Chapter, Section] | None:
     """The chapter with `slug` and its section with `anchor`, or None when either is unknown."""
     chapter = find_chapter(chapters, slug)
     if chapter is None:

@@ -30,9 +30,12 @@ class Embedder:
         self.model = settings.resolved_embedding_model
         # 0 means the model's own size; it is learnt from the first response.
         self.requested_dimensions = settings.embedding_dimensions or None
-        self.client = OpenAI(api_key=api_key, base_url=base_url,
-                             timeout=settings.llm_timeout_seconds,
-                             max_retries=settings.llm_max_retries)
+        self.client = OpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=settings.llm_timeout_seconds,
+            max_retries=settings.llm_max_retries,
+        )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order; EmbeddingError when the provider fails."""
@@ -42,18 +45,25 @@ class Embedder:
             try:
                 if self.requested_dimensions:
                     response = self.client.embeddings.create(
-                        model=self.model, input=batch, encoding_format="float",
-                        dimensions=self.requested_dimensions)
+                        model=self.model,
+                        input=batch,
+                        encoding_format="float",
+                        dimensions=self.requested_dimensions,
+                    )
                 else:
                     response = self.client.embeddings.create(
-                        model=self.model, input=batch, encoding_format="float")
+                        model=self.model, input=batch, encoding_format="float"
+                    )
             except openai.OpenAIError as exc:
-                raise EmbeddingError(f"embeddings provider {self.provider} failed: "
-                                     f"{type(exc).__name__}") from exc
+                raise EmbeddingError(
+                    f"embeddings provider {self.provider} failed: {type(exc).__name__}"
+                ) from exc
             ordered = sorted(response.data, key=lambda item: item.index)
             if len(ordered) != len(batch):
-                raise EmbeddingError(f"embeddings provider {self.provider} returned "
-                                     f"{len(ordered)} vectors for {len(batch)} inputs")
+                raise EmbeddingError(
+                    f"embeddings provider {self.provider} returned "
+                    f"{len(ordered)} vectors for {len(batch)} inputs"
+                )
             vectors.extend(list(item.embedding) for item in ordered)
         return vectors
 

@@ -32,7 +32,8 @@ __all__ = ["strip_mdx"]
 _FENCE_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>`{3,}|~{3,})(?P<info>.*)$")
 _ESM_RE = re.compile(r"^(?:import|export)(?=[\s{*])")
 _ADMONITION_RE = re.compile(
-    r"^[ \t]*:{3,}(?:(?P<kind>[A-Za-z][\w-]*)(?:\[(?P<label>[^\]]*)\])?(?P<title>[ \t].*)?)?$")
+    r"^[ \t]*:{3,}(?:(?P<kind>[A-Za-z][\w-]*)(?:\[(?P<label>[^\]]*)\])?(?P<title>[ \t].*)?)?$"
+)
 # What opens a JSX construct: a tag or closing tag (`<Name`, `</Name`, `<a.b`), a fragment
 # (`<>`, `</>`), an HTML comment, or an expression. `<https://...>` and `a < b` do not.
 _TAG_START_RE = re.compile(r"<(?:/?[A-Za-z][\w.-]*(?=[\s/>]|$)|/?>|!--)")

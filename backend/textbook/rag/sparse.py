@@ -68,15 +68,25 @@ def _vec(vector: SparseVector) -> SparseVec:
 class SparseEncoder:
     """Document and query vectors of one BM25 configuration."""
 
-    def __init__(self, *, stemming: bool = True, stopwords: bool = True,
-                 min_token_len: int = MIN_TOKEN_LEN) -> None:
-        self._model = Bm25(Bm25Config(
-            k=K1, b=B, avg_len=AVG_DOC_TOKENS, language=LANGUAGE,
-            stemmer=None if stemming else DisabledStemmer(),
-            stopwords=None if stopwords else StopwordsSet(), min_token_len=min_token_len))
-        self.signature = (f"qdrant-edge-bm25/{version('qdrant-edge-py')}/{LANGUAGE}/k{K1}/b{B}"
-                          f"/avg{AVG_DOC_TOKENS}/stem{int(stemming)}/stop{int(stopwords)}"
-                          f"/min{min_token_len}")
+    def __init__(
+        self, *, stemming: bool = True, stopwords: bool = True, min_token_len: int = MIN_TOKEN_LEN
+    ) -> None:
+        self._model = Bm25(
+            Bm25Config(
+                k=K1,
+                b=B,
+                avg_len=AVG_DOC_TOKENS,
+                language=LANGUAGE,
+                stemmer=None if stemming else DisabledStemmer(),
+                stopwords=None if stopwords else StopwordsSet(),
+                min_token_len=min_token_len,
+            )
+        )
+        self.signature = (
+            f"qdrant-edge-bm25/{version('qdrant-edge-py')}/{LANGUAGE}/k{K1}/b{B}"
+            f"/avg{AVG_DOC_TOKENS}/stem{int(stemming)}/stop{int(stopwords)}"
+            f"/min{min_token_len}"
+        )
 
     def document(self, text: str) -> SparseVec:
         """BM25 term-frequency weights of a document (IDF is applied by Qdrant)."""
@@ -92,8 +102,11 @@ class SparseEncoder:
 
 
 def encoder_for(settings: Settings) -> SparseEncoder:
-    return SparseEncoder(stemming=settings.sparse_stemming, stopwords=settings.sparse_stopwords,
-                         min_token_len=settings.sparse_min_token_len)
+    return SparseEncoder(
+        stemming=settings.sparse_stemming,
+        stopwords=settings.sparse_stopwords,
+        min_token_len=settings.sparse_min_token_len,
+    )
 
 
 @lru_cache(maxsize=1)

@@ -113,12 +113,16 @@ class Query:
 
 def passage(point_id: str, score: float, payload: dict[str, Any]) -> Passage:
     """A search hit as the API returns it."""
-    return Passage(chunk_id=point_id, module=str(payload.get("module", "")),
-                   chapter=str(payload.get("chapter", "")),
-                   chapter_title=str(payload.get("chapter_title", "")),
-                   section=str(payload.get("section", "")),
-                   anchor=str(payload.get("anchor", "")),
-                   text=str(payload.get("text", "")), score=float(score))
+    return Passage(
+        chunk_id=point_id,
+        module=str(payload.get("module", "")),
+        chapter=str(payload.get("chapter", "")),
+        chapter_title=str(payload.get("chapter_title", "")),
+        section=str(payload.get("section", "")),
+        anchor=str(payload.get("anchor", "")),
+        text=str(payload.get("text", "")),
+        score=float(score),
+    )
 
 
 class ChunkStore(ABC):
@@ -212,7 +216,9 @@ class ChunkStore(ABC):
             ):
                 log.warning(
                     "collection %s holds dense=%s, settings want dense=%s: recreating",
-                    self.collection, layout.dense_size, wanted_dense,
+                    self.collection,
+                    layout.dense_size,
+                    wanted_dense,
                 )
                 self._drop()
                 self._create(wanted_dense)
@@ -228,8 +234,9 @@ class ChunkStore(ABC):
 
     # --- ingest ----------------------------------------------------------------------------
 
-    def _existing(self, chapters: Sequence[str], *,
-                  every_chapter: bool = False) -> dict[str, dict[str, object]]:
+    def _existing(
+        self, chapters: Sequence[str], *, every_chapter: bool = False
+    ) -> dict[str, dict[str, object]]:
         """For each chapter slug: its stored point ids and the embedding model of each;
         with `every_chapter`, also for each stored chapter that is not in `chapters`."""
         found: dict[str, dict[str, object]] = {slug: {} for slug in chapters}
@@ -252,9 +259,14 @@ class ChunkStore(ABC):
         for position, chunk in enumerate(chunks):
             payload: dict[str, object] = dict(chunk.payload())
             payload["embedding_model"] = self.embedding_model
-            points.append(NewPoint(id=chunk.id, sparse=self.sparse.document(texts[position]),
-                                   dense=dense[position] if dense is not None else None,
-                                   payload=payload))
+            points.append(
+                NewPoint(
+                    id=chunk.id,
+                    sparse=self.sparse.document(texts[position]),
+                    dense=dense[position] if dense is not None else None,
+                    payload=payload,
+                )
+            )
         return points
 
     def ingest(self, path: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
@@ -269,8 +281,7 @@ class ChunkStore(ABC):
         """
         started = time.perf_counter()
         book = load_book(path)
-        report = IngestReport(chapters=len(book.chapters), skipped=book.skipped,
-                              notes=book.notes)
+        report = IngestReport(chapters=len(book.chapters), skipped=book.skipped, notes=book.notes)
         if not book.chapters:
             report.seconds = time.perf_counter() - started
             return report
@@ -280,9 +291,12 @@ class ChunkStore(ABC):
         with self._guard:
             stored = self._existing(slugs, every_chapter=prune)
         for chapter in book.chapters:
-            chunks = chunk_chapter(chapter, self.settings.chunk_max_chars,
-                                   heading_context=self.settings.chunk_heading_context,
-                                   index_key=self.sparse.signature)
+            chunks = chunk_chapter(
+                chapter,
+                self.settings.chunk_max_chars,
+                heading_context=self.settings.chunk_heading_context,
+                index_key=self.sparse.signature,
+            )
             existing = stored[chapter.slug]
             fresh = [c for c in chunks if existing.get(c.id, _ABSENT) != self.embedding_model]
             for start in range(0, len(fresh), UPSERT_BATCH):
@@ -299,8 +313,10 @@ class ChunkStore(ABC):
             report.unchanged += len(chunks) - len(fresh)
             report.deleted += len(gone)
             if progress is not None:
-                progress(f"{chapter.slug}: {len(chunks)} chunks, {len(fresh)} added, "
-                         f"{len(chunks) - len(fresh)} unchanged, {len(gone)} deleted")
+                progress(
+                    f"{chapter.slug}: {len(chunks)} chunks, {len(fresh)} added, "
+                    f"{len(chunks) - len(fresh)} unchanged, {len(gone)} deleted"
+                )
         removed = sorted(stored.keys() - set(slugs)) if prune else []
         for slug in removed:  # after the book is written, as with sections above
             ids = list(stored[slug])
@@ -324,13 +340,17 @@ class ChunkStore(ABC):
             log.warning("hybrid search degraded to BM25: %s", exc)
             return None
         if len(vector) != layout.dense_size:
-            log.warning("query embedding has %d dimensions, collection %d: BM25 only; "
-                        "re-run ingest", len(vector), layout.dense_size)
+            log.warning(
+                "query embedding has %d dimensions, collection %d: BM25 only; re-run ingest",
+                len(vector),
+                layout.dense_size,
+            )
             return None
         return vector
 
-    def search(self, query: str, *, limit: int, module: str | None = None,
-               chapter: str | None = None) -> list[Passage]:
+    def search(
+        self, query: str, *, limit: int, module: str | None = None, chapter: str | None = None
+    ) -> list[Passage]:
         """The best `limit` passages for `query`, optionally within one module/chapter."""
         with self._guard:
             try:
@@ -338,15 +358,19 @@ class ChunkStore(ABC):
             except Exception as exc:
                 raise StoreError(f"qdrant unreachable: {type(exc).__name__}: {exc}") from exc
         if layout is None:
-            raise StoreError(f"collection {self.collection!r} is missing: run "
-                             "`textbook ingest`")
+            raise StoreError(f"collection {self.collection!r} is missing: run `textbook ingest`")
         sparse = self.sparse.query(query)
         dense = self._query_dense(query, layout)  # may call the embeddings API: unlocked
         if dense is None and not sparse:
             return []  # only stopwords and no embeddings: nothing to match on
-        request = Query(sparse=sparse or None, dense=dense, module=module or None,
-                        chapter=chapter or None, limit=limit,
-                        depth=max(MIN_PREFETCH, limit * PREFETCH_FACTOR))
+        request = Query(
+            sparse=sparse or None,
+            dense=dense,
+            module=module or None,
+            chapter=chapter or None,
+            limit=limit,
+            depth=max(MIN_PREFETCH, limit * PREFETCH_FACTOR),
+        )
         with self._guard:
             try:
                 return self._query(request)

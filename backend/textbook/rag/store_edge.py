@@ -57,7 +57,9 @@ def _sparse(vector: SparseVec) -> edge.SparseVector:
 def _filter(module: str | None, chapter: str | None) -> edge.Filter | None:
     conditions: list[Any] = [
         edge.FieldCondition(key=key, match=edge.MatchValue(value))
-        for key, value in (("module", module), ("chapter", chapter)) if value]
+        for key, value in (("module", module), ("chapter", chapter))
+        if value
+    ]
     return edge.Filter(must=conditions) if conditions else None
 
 
@@ -71,7 +73,8 @@ def _lock_directory(directory: Path) -> IO[bytes]:
         raise StoreError(
             f"{directory} is in use by another process. Embedded Qdrant (Qdrant Edge) serves "
             "one process per QDRANT_PATH: run a single worker, stop the service to ingest, "
-            "or set QDRANT_URL to a Qdrant server.") from exc
+            "or set QDRANT_URL to a Qdrant server."
+        ) from exc
     return handle
 
 
@@ -111,17 +114,26 @@ class EdgeStore(ChunkStore):
         config = json.loads((self.path / "edge_config.json").read_text(encoding="utf-8"))
         bm25 = (config.get("sparse_vectors") or {}).get(SPARSE_VECTOR)
         dense = (config.get("vectors") or {}).get(DENSE_VECTOR)
-        return Layout(sparse_ok=bm25 is not None and bm25.get("modifier") == "idf",
-                      dense_size=int(dense["size"]) if dense else None)
+        return Layout(
+            sparse_ok=bm25 is not None and bm25.get("modifier") == "idf",
+            dense_size=int(dense["size"]) if dense else None,
+        )
 
     def _create(self, dense_size: int | None) -> None:
-        vectors = ({DENSE_VECTOR: edge.EdgeVectorParams(size=dense_size,
-                                                        distance=edge.Distance.Cosine)}
-                   if dense_size else None)
-        self.shard = edge.EdgeShard.create(str(self.path), edge.EdgeConfig(
-            vectors=vectors,
-            sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(
-                modifier=edge.Modifier.Idf)}))
+        vectors = (
+            {DENSE_VECTOR: edge.EdgeVectorParams(size=dense_size, distance=edge.Distance.Cosine)}
+            if dense_size
+            else None
+        )
+        self.shard = edge.EdgeShard.create(
+            str(self.path),
+            edge.EdgeConfig(
+                vectors=vectors,
+                sparse_vectors={
+                    SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)
+                },
+            ),
+        )
 
     def _drop(self) -> None:
         if self.shard is not None:
@@ -134,18 +146,30 @@ class EdgeStore(ChunkStore):
         schema = shard.info().payload_schema
         for field in INDEXED_FIELDS:
             if field not in schema:
-                shard.update(edge.UpdateOperation.create_field_index(
-                    field, edge.PayloadSchemaType.Keyword))
+                shard.update(
+                    edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword)
+                )
 
     def _scan(self, chapters: Sequence[str] | None) -> Iterator[tuple[str, dict[str, object]]]:
         shard = self._open()
-        flt = None if chapters is None else edge.Filter(must=[edge.FieldCondition(
-            key="chapter", match=edge.MatchAny(list(chapters)))])
+        flt = (
+            None
+            if chapters is None
+            else edge.Filter(
+                must=[edge.FieldCondition(key="chapter", match=edge.MatchAny(list(chapters)))]
+            )
+        )
         offset: Any = None
         while True:
-            records, offset = shard.scroll(edge.ScrollRequest(
-                offset=offset, limit=SCROLL_PAGE, filter=flt,
-                with_payload=["chapter", "embedding_model"], with_vector=False))
+            records, offset = shard.scroll(
+                edge.ScrollRequest(
+                    offset=offset,
+                    limit=SCROLL_PAGE,
+                    filter=flt,
+                    with_payload=["chapter", "embedding_model"],
+                    with_vector=False,
+                )
+            )
             for record in records:
                 yield str(record.id), dict(record.payload or {})
             if offset is None:
@@ -183,24 +207,39 @@ class EdgeStore(ChunkStore):
     def _query(self, query: Query) -> list[Passage]:
         flt = _filter(query.module, query.chapter)
         if query.dense is not None:
-            prefetches = [edge.Prefetch(limit=query.depth, filter=flt,
-                                        query=edge.Query.Nearest(query.dense,
-                                                                 using=DENSE_VECTOR))]
+            prefetches = [
+                edge.Prefetch(
+                    limit=query.depth,
+                    filter=flt,
+                    query=edge.Query.Nearest(query.dense, using=DENSE_VECTOR),
+                )
+            ]
             if query.sparse is not None:
-                prefetches.append(edge.Prefetch(
-                    limit=query.depth, filter=flt,
-                    query=edge.Query.Nearest(_sparse(query.sparse), using=SPARSE_VECTOR)))
+                prefetches.append(
+                    edge.Prefetch(
+                        limit=query.depth,
+                        filter=flt,
+                        query=edge.Query.Nearest(_sparse(query.sparse), using=SPARSE_VECTOR),
+                    )
+                )
             # the 0.9.0 stub leaves Fusion.Rrf out of the query types the engine takes
             fusion: Any = edge.Fusion.Rrf(k=RRF_K)
-            request = edge.QueryRequest(limit=query.limit, prefetches=prefetches,
-                                        query=fusion, filter=flt, with_payload=True)
+            request = edge.QueryRequest(
+                limit=query.limit,
+                prefetches=prefetches,
+                query=fusion,
+                filter=flt,
+                with_payload=True,
+            )
         else:
             assert query.sparse is not None
             request = edge.QueryRequest(
-                limit=query.limit, filter=flt, with_payload=True,
-                query=edge.Query.Nearest(_sparse(query.sparse), using=SPARSE_VECTOR))
-        return [passage(str(p.id), p.score, p.payload or {})
-                for p in self._open().query(request)]
+                limit=query.limit,
+                filter=flt,
+                with_payload=True,
+                query=edge.Query.Nearest(_sparse(query.sparse), using=SPARSE_VECTOR),
+            )
+        return [passage(str(p.id), p.score, p.payload or {}) for p in self._open().query(request)]
 
     def _count(self) -> int:
         if self.shard is None:
@@ -213,8 +252,11 @@ class EdgeStore(ChunkStore):
         ids: set[str] = set()
         offset: Any = None
         while True:
-            records, offset = self.shard.scroll(edge.ScrollRequest(
-                offset=offset, limit=SCROLL_PAGE, with_payload=False, with_vector=False))
+            records, offset = self.shard.scroll(
+                edge.ScrollRequest(
+                    offset=offset, limit=SCROLL_PAGE, with_payload=False, with_vector=False
+                )
+            )
             ids.update(str(record.id) for record in records)
             if offset is None:
                 return ids
@@ -227,4 +269,3 @@ class EdgeStore(ChunkStore):
                 self.shard = None
         finally:
             self._release()
-

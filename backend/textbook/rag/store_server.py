@@ -38,7 +38,9 @@ def _sparse(vector: SparseVec) -> models.SparseVector:
 def _filter(module: str | None, chapter: str | None) -> models.Filter | None:
     conditions: list[models.Condition] = [
         models.FieldCondition(key=key, match=models.MatchValue(value=value))
-        for key, value in (("module", module), ("chapter", chapter)) if value]
+        for key, value in (("module", module), ("chapter", chapter))
+        if value
+    ]
     return models.Filter(must=conditions) if conditions else None
 
 
@@ -49,12 +51,15 @@ class ServerStore(ChunkStore):
         assert settings.qdrant_url is not None
         # the client is thread-safe: no lock around its calls
         super().__init__(settings, contextlib.nullcontext())
-        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key \
-            else None
+        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         # No version probe at construction: startup must not block on a down server;
         # ready() reports reachability.
-        self.client = QdrantClient(url=settings.qdrant_url, api_key=api_key,
-                                   timeout=SERVER_TIMEOUT_SECONDS, check_compatibility=False)
+        self.client = QdrantClient(
+            url=settings.qdrant_url,
+            api_key=api_key,
+            timeout=SERVER_TIMEOUT_SECONDS,
+            check_compatibility=False,
+        )
 
     def _read_layout(self) -> Layout | None:
         if not self.client.collection_exists(self.collection):
@@ -64,17 +69,24 @@ class ServerStore(ChunkStore):
         bm25 = sparse.get(SPARSE_VECTOR)
         vectors = params.vectors
         dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
-        return Layout(sparse_ok=bm25 is not None and bm25.modifier == models.Modifier.IDF,
-                      dense_size=dense.size if dense is not None else None)
+        return Layout(
+            sparse_ok=bm25 is not None and bm25.modifier == models.Modifier.IDF,
+            dense_size=dense.size if dense is not None else None,
+        )
 
     def _create(self, dense_size: int | None) -> None:
-        vectors = ({DENSE_VECTOR: models.VectorParams(size=dense_size,
-                                                      distance=models.Distance.COSINE)}
-                   if dense_size else {})
+        vectors = (
+            {DENSE_VECTOR: models.VectorParams(size=dense_size, distance=models.Distance.COSINE)}
+            if dense_size
+            else {}
+        )
         self.client.create_collection(
-            self.collection, vectors_config=vectors,
-            sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(
-                modifier=models.Modifier.IDF)})
+            self.collection,
+            vectors_config=vectors,
+            sparse_vectors_config={
+                SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+            },
+        )
 
     def _drop(self) -> None:
         self.client.delete_collection(self.collection)
@@ -84,17 +96,32 @@ class ServerStore(ChunkStore):
         for field in INDEXED_FIELDS:
             if field not in schema:
                 self.client.create_payload_index(
-                    self.collection, field_name=field,
-                    field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
+                    self.collection,
+                    field_name=field,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                    wait=True,
+                )
 
     def _scan(self, chapters: Sequence[str] | None) -> Iterator[tuple[str, dict[str, object]]]:
-        flt = None if chapters is None else models.Filter(must=[models.FieldCondition(
-            key="chapter", match=models.MatchAny(any=list(chapters)))])
+        flt = (
+            None
+            if chapters is None
+            else models.Filter(
+                must=[
+                    models.FieldCondition(key="chapter", match=models.MatchAny(any=list(chapters)))
+                ]
+            )
+        )
         offset: Any = None
         while True:
             points, offset = self.client.scroll(
-                self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
-                with_payload=["chapter", "embedding_model"], with_vectors=False)
+                self.collection,
+                scroll_filter=flt,
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=["chapter", "embedding_model"],
+                with_vectors=False,
+            )
             for point in points:
                 yield str(point.id), dict(point.payload or {})
             if offset is None:
@@ -106,32 +133,49 @@ class ServerStore(ChunkStore):
             vector: dict[str, Any] = {SPARSE_VECTOR: _sparse(point.sparse)}
             if point.dense is not None:
                 vector[DENSE_VECTOR] = point.dense
-            structs.append(models.PointStruct(id=point.id, vector=vector,
-                                              payload=point.payload))
+            structs.append(models.PointStruct(id=point.id, vector=vector, payload=point.payload))
         self.client.upsert(self.collection, points=structs, wait=True)
 
     def _delete(self, ids: Sequence[str]) -> None:
-        self.client.delete(self.collection,
-                           points_selector=models.PointIdsList(points=list(ids)), wait=True)
+        self.client.delete(
+            self.collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
+        )
 
     def _query(self, query: Query) -> list[Passage]:
         flt = _filter(query.module, query.chapter)
         if query.dense is not None:
-            prefetch = [models.Prefetch(query=query.dense, using=DENSE_VECTOR, filter=flt,
-                                        limit=query.depth)]
+            prefetch = [
+                models.Prefetch(
+                    query=query.dense, using=DENSE_VECTOR, filter=flt, limit=query.depth
+                )
+            ]
             if query.sparse is not None:
-                prefetch.append(models.Prefetch(query=_sparse(query.sparse),
-                                                using=SPARSE_VECTOR, filter=flt,
-                                                limit=query.depth))
+                prefetch.append(
+                    models.Prefetch(
+                        query=_sparse(query.sparse),
+                        using=SPARSE_VECTOR,
+                        filter=flt,
+                        limit=query.depth,
+                    )
+                )
             response = self.client.query_points(
-                self.collection, prefetch=prefetch,
+                self.collection,
+                prefetch=prefetch,
                 query=models.FusionQuery(fusion=models.Fusion.RRF),
-                query_filter=flt, limit=query.limit, with_payload=True)
+                query_filter=flt,
+                limit=query.limit,
+                with_payload=True,
+            )
         else:
             assert query.sparse is not None
             response = self.client.query_points(
-                self.collection, query=_sparse(query.sparse), using=SPARSE_VECTOR,
-                query_filter=flt, limit=query.limit, with_payload=True)
+                self.collection,
+                query=_sparse(query.sparse),
+                using=SPARSE_VECTOR,
+                query_filter=flt,
+                limit=query.limit,
+                with_payload=True,
+            )
         return [passage(str(p.id), p.score, p.payload or {}) for p in response.points]
 
     def _count(self) -> int:
@@ -143,13 +187,16 @@ class ServerStore(ChunkStore):
         ids: set[str] = set()
         offset: Any = None
         while True:
-            points, offset = self.client.scroll(self.collection, limit=SCROLL_PAGE,
-                                                offset=offset, with_payload=False,
-                                                with_vectors=False)
+            points, offset = self.client.scroll(
+                self.collection,
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=False,
+                with_vectors=False,
+            )
             ids.update(str(point.id) for point in points)
             if offset is None:
                 return ids
 
     def _close(self) -> None:
         self.client.close()
-

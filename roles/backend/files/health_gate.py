@@ -16,10 +16,13 @@ url, unit, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 deadline = time.monotonic() + timeout
 last = "no answer yet"
 while time.monotonic() < deadline:
-    state = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True,
-                           check=False).stdout.strip()
+    state = subprocess.run(
+        ["systemctl", "is-active", unit], capture_output=True, text=True, check=False
+    ).stdout.strip()
     if state in ("failed", "inactive"):
-        sys.exit(f"candidate {unit} is {state}: it exited before answering 200; last answer: {last}")
+        sys.exit(
+            f"candidate {unit} is {state}: it exited before answering 200; last answer: {last}"
+        )
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback URL)
             if response.status == 200:

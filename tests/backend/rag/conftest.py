@@ -51,9 +51,15 @@ def docs_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def sparse_settings(tmp_path: Path, chapters_dir: Path) -> Settings:
     """Embedded Qdrant (Edge) under tmp_path, no embeddings provider: the sparse-only path."""
-    return Settings(_env_file=None, qdrant_url=None, qdrant_path=tmp_path / "qdrant",
-                    qdrant_collection="test_textbook", content_path=chapters_dir,
-                    embedding_provider="none", llm_provider="none")
+    return Settings(
+        _env_file=None,
+        qdrant_url=None,
+        qdrant_path=tmp_path / "qdrant",
+        qdrant_collection="test_textbook",
+        content_path=chapters_dir,
+        embedding_provider="none",
+        llm_provider="none",
+    )
 
 
 @pytest.fixture
@@ -69,8 +75,9 @@ def embeddings_server() -> Iterator[FakeEmbeddingsServer]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     fake = FakeEmbeddingsServer(base_url=f"http://127.0.0.1:{port}/v1")
-    server = uvicorn.Server(uvicorn.Config(embeddings_app(fake), log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(embeddings_app(fake), log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -85,20 +92,33 @@ def embeddings_server() -> Iterator[FakeEmbeddingsServer]:
 
 
 @pytest.fixture
-def hybrid_settings(tmp_path: Path, chapters_dir: Path, embeddings_server: FakeEmbeddingsServer,
-                    monkeypatch: pytest.MonkeyPatch) -> Settings:
+def hybrid_settings(
+    tmp_path: Path,
+    chapters_dir: Path,
+    embeddings_server: FakeEmbeddingsServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
     """OpenAI embeddings configured the way production does it: through the environment."""
-    for name in ("EMBEDDING_PROVIDER", "LLM_PROVIDER", "EMBEDDING_MODEL", "EMBEDDING_DIMENSIONS",
-                 "GEMINI_API_KEY", "QDRANT_URL"):
+    for name in (
+        "EMBEDDING_PROVIDER",
+        "LLM_PROVIDER",
+        "EMBEDDING_MODEL",
+        "EMBEDDING_DIMENSIONS",
+        "GEMINI_API_KEY",
+        "QDRANT_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key-not-secret")
     monkeypatch.setenv("OPENAI_BASE_URL", embeddings_server.base_url)
     embeddings_server.requests.clear()
-    return Settings(_env_file=None, qdrant_path=tmp_path / "qdrant",
-                    qdrant_collection="test_textbook", content_path=chapters_dir,
-                    llm_max_retries=0, llm_timeout_seconds=10)
-
-
+    return Settings(
+        _env_file=None,
+        qdrant_path=tmp_path / "qdrant",
+        qdrant_collection="test_textbook",
+        content_path=chapters_dir,
+        llm_max_retries=0,
+        llm_timeout_seconds=10,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -111,11 +131,20 @@ def qdrant_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     config = root / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "service": {"host": "127.0.0.1", "http_port": port, "api_key": STANDIN_API_KEY},
-        "storage": {"storage_path": str(root / "storage")}, "telemetry_disabled": True}))
-    proc = subprocess.Popen([sys.executable, str(STANDIN), "--config-path", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "service": {"host": "127.0.0.1", "http_port": port, "api_key": STANDIN_API_KEY},
+                "storage": {"storage_path": str(root / "storage")},
+                "telemetry_disabled": True,
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(STANDIN), "--config-path", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -144,8 +173,9 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def engine_settings(engine: str, sparse_settings: Settings,
-                    request: pytest.FixtureRequest) -> Iterator[Settings]:
+def engine_settings(
+    engine: str, sparse_settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
     """`sparse_settings` for the engine under test; the server collection is dropped after."""
     if engine == "edge":
         yield sparse_settings
@@ -153,5 +183,8 @@ def engine_settings(engine: str, sparse_settings: Settings,
     url = request.getfixturevalue("qdrant_url")
     settings = server_settings(sparse_settings, url, f"t_{request.node.name}")
     yield settings
-    httpx.delete(f"{url}/collections/{settings.qdrant_collection}",
-                 headers={"api-key": STANDIN_API_KEY}, timeout=10)
+    httpx.delete(
+        f"{url}/collections/{settings.qdrant_collection}",
+        headers={"api-key": STANDIN_API_KEY},
+        timeout=10,
+    )

@@ -59,12 +59,18 @@ def embeddings_app(server: FakeEmbeddingsServer) -> FastAPI:
     @app.post("/v1/embeddings")
     async def embeddings(body: dict[str, Any]) -> JSONResponse:
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        server.requests.append({"model": body.get("model"), "count": len(inputs),
-                                "dimensions": body.get("dimensions"),
-                                "encoding_format": body.get("encoding_format")})
+        server.requests.append(
+            {
+                "model": body.get("model"),
+                "count": len(inputs),
+                "dimensions": body.get("dimensions"),
+                "encoding_format": body.get("encoding_format"),
+            }
+        )
         if any(EMBED_FAIL_MARKER in text for text in inputs):
-            return JSONResponse({"error": {"message": "boom", "type": "server_error"}},
-                                status_code=500)
+            return JSONResponse(
+                {"error": {"message": "boom", "type": "server_error"}}, status_code=500
+            )
         dimensions = int(body.get("dimensions") or DEFAULT_FAKE_DIMENSIONS)
         data = []
         for index, text in enumerate(inputs):
@@ -73,8 +79,14 @@ def embeddings_app(server: FakeEmbeddingsServer) -> FastAPI:
             if body.get("encoding_format") == "base64":
                 encoded = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": encoded})
-        return JSONResponse({"object": "list", "data": data, "model": body.get("model"),
-                             "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            }
+        )
 
     return app
 
@@ -102,8 +114,9 @@ def stored_point(store: ChunkStore, point_id: str) -> tuple[dict[str, Any], dict
         record = store.shard.retrieve([point_id], with_payload=True, with_vector=True)[0]
     else:
         assert isinstance(store, ServerStore)
-        record = store.client.retrieve(store.collection, [point_id], with_vectors=True,
-                                       with_payload=True)[0]
+        record = store.client.retrieve(
+            store.collection, [point_id], with_vectors=True, with_payload=True
+        )[0]
     assert isinstance(record.vector, dict)
     return dict(record.vector), dict(record.payload or {})
 
@@ -112,12 +125,18 @@ def keyword_indexes(store: ChunkStore) -> set[str]:
     """The payload fields the engine reports a keyword index on."""
     if isinstance(store, EdgeStore):
         assert store.shard is not None
-        return {field for field, info in store.shard.info().payload_schema.items()
-                if info.data_type == edge.PayloadSchemaType.Keyword}
+        return {
+            field
+            for field, info in store.shard.info().payload_schema.items()
+            if info.data_type == edge.PayloadSchemaType.Keyword
+        }
     assert isinstance(store, ServerStore)
     schema = store.client.get_collection(store.collection).payload_schema or {}
-    return {field for field, info in schema.items()
-            if info.data_type == models.PayloadSchemaType.KEYWORD}
+    return {
+        field
+        for field, info in schema.items()
+        if info.data_type == models.PayloadSchemaType.KEYWORD
+    }
 
 
 @dataclass
@@ -139,13 +158,21 @@ class _RecordingShard:
 
     def query(self, request: edge.QueryRequest) -> Any:
         if request.prefetches:
-            self._queries.append(EngineQuery(
-                fusion="rrf" if isinstance(request.query, edge.Fusion.Rrf) else None,
-                using=[_edge_using(p.query) for p in request.prefetches],
-                filtered=[p.filter is not None for p in request.prefetches]))
+            self._queries.append(
+                EngineQuery(
+                    fusion="rrf" if isinstance(request.query, edge.Fusion.Rrf) else None,
+                    using=[_edge_using(p.query) for p in request.prefetches],
+                    filtered=[p.filter is not None for p in request.prefetches],
+                )
+            )
         else:
-            self._queries.append(EngineQuery(fusion=None, using=[_edge_using(request.query)],
-                                             filtered=[request.filter is not None]))
+            self._queries.append(
+                EngineQuery(
+                    fusion=None,
+                    using=[_edge_using(request.query)],
+                    filtered=[request.filter is not None],
+                )
+            )
         return self._shard.query(request)
 
 
@@ -170,14 +197,23 @@ def record_queries(store: ChunkStore) -> list[EngineQuery]:
         prefetch = kwargs.get("prefetch")
         if prefetch:
             fusion = kwargs["query"]
-            queries.append(EngineQuery(
-                fusion="rrf" if isinstance(fusion, models.FusionQuery)
-                and fusion.fusion == models.Fusion.RRF else None,
-                using=[p.using for p in prefetch], filtered=[p.filter is not None
-                                                             for p in prefetch]))
+            queries.append(
+                EngineQuery(
+                    fusion="rrf"
+                    if isinstance(fusion, models.FusionQuery) and fusion.fusion == models.Fusion.RRF
+                    else None,
+                    using=[p.using for p in prefetch],
+                    filtered=[p.filter is not None for p in prefetch],
+                )
+            )
         else:
-            queries.append(EngineQuery(fusion=None, using=[kwargs["using"]],
-                                       filtered=[kwargs.get("query_filter") is not None]))
+            queries.append(
+                EngineQuery(
+                    fusion=None,
+                    using=[kwargs["using"]],
+                    filtered=[kwargs.get("query_filter") is not None],
+                )
+            )
         return original(*args, **kwargs)
 
     store.client.query_points = recording  # type: ignore[method-assign]
@@ -186,7 +222,11 @@ def record_queries(store: ChunkStore) -> list[EngineQuery]:
 
 def server_settings(settings: Settings, url: str, collection: str) -> Settings:
     """`settings` pointed at the stand-in, in a collection of the test's own."""
-    return settings.model_copy(update={
-        "qdrant_url": url, "qdrant_path": None,
-        "qdrant_collection": re.sub(r"\W", "_", collection)[:60],
-        "qdrant_api_key": SecretStr(STANDIN_API_KEY)})
+    return settings.model_copy(
+        update={
+            "qdrant_url": url,
+            "qdrant_path": None,
+            "qdrant_collection": re.sub(r"\W", "_", collection)[:60],
+            "qdrant_api_key": SecretStr(STANDIN_API_KEY),
+        }
+    )

@@ -54,9 +54,11 @@ def test_mrr_averages_reciprocal_ranks_with_misses_as_zero() -> None:
 def test_metrics_of_a_ranking() -> None:
     results = {"q1": [A, B], "q2": [B, C, A], "q3": [D, D]}
     ranks = [ev.first_rank(found, A) for found in results.values()]
-    assert ev.metrics(ranks) == {"hit@1": pytest.approx(0.3333, abs=1e-4),
-                                 "hit@5": pytest.approx(0.6667, abs=1e-4),
-                                 "mrr@10": pytest.approx(0.4444, abs=1e-4)}
+    assert ev.metrics(ranks) == {
+        "hit@1": pytest.approx(0.3333, abs=1e-4),
+        "hit@5": pytest.approx(0.6667, abs=1e-4),
+        "mrr@10": pytest.approx(0.4444, abs=1e-4),
+    }
     with pytest.raises(ValueError, match="no questions"):
         ev.metrics([])
 
@@ -65,13 +67,19 @@ def test_question_set_labels_sections_of_the_sample_textbook() -> None:
     questions = ev.load_questions()
     chapters = load_chapters(SAMPLE_CONTENT_DIR)
     assert len(questions) >= 60
-    missing = [f"{q.chapter}#{q.anchor}" for q in questions
-               if find_section(chapters, q.chapter, q.anchor) is None]
+    missing = [
+        f"{q.chapter}#{q.anchor}"
+        for q in questions
+        if find_section(chapters, q.chapter, q.anchor) is None
+    ]
     assert missing == []
     assert len({q.text.lower() for q in questions}) == len(questions)
     assert {q.chapter for q in questions} == {c.slug for c in chapters}
-    quiz = [q for q in questions if "primary purpose" in q.text.lower()
-            or "which of the following" in q.text.lower()]
+    quiz = [
+        q
+        for q in questions
+        if "primary purpose" in q.text.lower() or "which of the following" in q.text.lower()
+    ]
     assert len(quiz) >= 5
 
 
@@ -83,9 +91,14 @@ def test_a_malformed_question_entry_is_named(tmp_path: Path) -> None:
 
 
 def test_a_variant_runs_through_the_store_and_reports_misses() -> None:
-    questions = [ev.Question("Quality of Service profiles: reliability, durability, history",
-                             "ros2-foundations", "quality-of-service-profiles"),
-                 ev.Question("zzzz qqqq", "ros2-foundations", "nodes")]
+    questions = [
+        ev.Question(
+            "Quality of Service profiles: reliability, durability, history",
+            "ros2-foundations",
+            "quality-of-service-profiles",
+        ),
+        ev.Question("zzzz qqqq", "ros2-foundations", "nodes"),
+    ]
     result = ev.run_variant("default", {"chunk_heading_context": "section"}, questions)
     assert result["settings"] == {"chunk_heading_context": "section"}
     assert result["questions"] == 2 and result["chunks"] > 0

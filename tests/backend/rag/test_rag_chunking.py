@@ -9,8 +9,11 @@ from textbook.rag.chunking import DEFAULT_MAX_CHARS, Chunk, chunk_chapter, chunk
 from textbook.rag.content import load_chapter, load_chapters
 from textbook.rag.types import Chapter, Section
 
-CODE = "```python\n" + "\n".join(f"x{i} = {i}  # line {i} of the long block" for i in range(60)) \
+CODE = (
+    "```python\n"
+    + "\n".join(f"x{i} = {i}  # line {i} of the long block" for i in range(60))
     + "\n\n# a heading-like comment\n## another\n```"
+)
 TABLE = "| a | b |\n| --- | --- |\n" + "\n".join(f"| row {i} value | {i * 7} |" for i in range(80))
 
 
@@ -20,10 +23,12 @@ def _chapter(*sections: Section) -> Chapter:
 
 def _prose(words: int, seed: str = "word") -> str:
     """Sentences of twelve words, each starting with a capital letter."""
+
     def word(i: int) -> str:
         text = f"{seed}{i}"
         text = text.capitalize() if i % 12 == 0 else text
         return f"{text}." if i % 12 == 11 else text
+
     return " ".join(word(i) for i in range(words))
 
 
@@ -33,8 +38,12 @@ def test_one_chunk_per_short_section_with_metadata(fixture_chapters: Path) -> No
     assert [c.anchor for c in chunks] == [s.anchor for s in chapters[0].sections]
     qos = next(c for c in chunks if c.anchor == "quality-of-service")
     assert (qos.module, qos.chapter, qos.chapter_number, qos.chapter_title, qos.section) == (
-        "Module 1: The Robotic Nervous System", "ros2-basics", 1, "ROS 2 Basics",
-        "Quality of Service")
+        "Module 1: The Robotic Nervous System",
+        "ros2-basics",
+        1,
+        "ROS 2 Basics",
+        "Quality of Service",
+    )
     compat = next(c for c in chunks if c.anchor == "compatibility")
     assert compat.heading_path == ("ROS 2 Basics", "Quality of Service", "Compatibility")
     assert compat.search_text.startswith("ROS 2 Basics > Quality of Service > Compatibility\n\n")
@@ -43,8 +52,12 @@ def test_one_chunk_per_short_section_with_metadata(fixture_chapters: Path) -> No
 
 def test_code_blocks_are_never_split() -> None:
     assert len(CODE) > DEFAULT_MAX_CHARS
-    section = Section(title="S", anchor="s", level=2,
-                      text=f"{_prose(150, 'before')}\n\n{CODE}\n\n{_prose(150, 'after')}")
+    section = Section(
+        title="S",
+        anchor="s",
+        level=2,
+        text=f"{_prose(150, 'before')}\n\n{CODE}\n\n{_prose(150, 'after')}",
+    )
     chunks = chunk_chapter(_chapter(section))
     holding = [c for c in chunks if "x0 = 0" in c.text]
     assert len(holding) == 1 and CODE in holding[0].text
@@ -63,8 +76,12 @@ def test_headings_inside_code_are_not_split_points() -> None:
 
 def test_tables_are_never_split() -> None:
     assert len(TABLE) > DEFAULT_MAX_CHARS
-    section = Section(title="S", anchor="s", level=2,
-                      text=f"{_prose(120)}\nThe table:\n{TABLE}\n\n{_prose(40, 'tail')}")
+    section = Section(
+        title="S",
+        anchor="s",
+        level=2,
+        text=f"{_prose(120)}\nThe table:\n{TABLE}\n\n{_prose(40, 'tail')}",
+    )
     chunks = chunk_chapter(_chapter(section))
     holding = [c for c in chunks if "| row 0 value |" in c.text]
     assert len(holding) == 1 and TABLE in holding[0].text
@@ -86,8 +103,9 @@ def test_long_prose_is_cut_under_the_limit_at_sentence_ends() -> None:
 def test_adjacent_code_blocks_stay_separate_blocks() -> None:
     first = "```python\n" + "a = 1\n" * 150 + "```"
     second = "```python\n" + "b = 2\n" * 150 + "```"
-    chunks = chunk_chapter(_chapter(Section(title="S", anchor="s", level=2,
-                                            text=f"{first}\n{second}")))
+    chunks = chunk_chapter(
+        _chapter(Section(title="S", anchor="s", level=2, text=f"{first}\n{second}"))
+    )
     assert [c.text for c in chunks] == [first, second]
 
 
@@ -97,24 +115,38 @@ def test_ids_are_stable_and_content_derived(fixture_chapters: Path) -> None:
     assert [c.id for c in first] == [c.id for c in second]
     assert len({c.id for c in first}) == len(first)
     chapter = load_chapter(fixture_chapters / "01-nervous-system.md")
-    edited = Chapter(slug=chapter.slug, number=chapter.number, title=chapter.title,
-                     module=chapter.module,
-                     sections=tuple(Section(s.title, s.anchor, s.level,
-                                            s.text + " Edited." if s.anchor == "services"
-                                            else s.text) for s in chapter.sections))
+    edited = Chapter(
+        slug=chapter.slug,
+        number=chapter.number,
+        title=chapter.title,
+        module=chapter.module,
+        sections=tuple(
+            Section(
+                s.title,
+                s.anchor,
+                s.level,
+                s.text + " Edited." if s.anchor == "services" else s.text,
+            )
+            for s in chapter.sections
+        ),
+    )
     before = {c.anchor: c.id for c in chunk_chapter(chapter)}
     after = {c.anchor: c.id for c in chunk_chapter(edited)}
     assert before["services"] != after["services"]
-    assert {k: v for k, v in before.items() if k != "services"} == \
-        {k: v for k, v in after.items() if k != "services"}
+    assert {k: v for k, v in before.items() if k != "services"} == {
+        k: v for k, v in after.items() if k != "services"
+    }
 
 
 def test_heading_context_choices_set_what_is_indexed(fixture_chapters: Path) -> None:
     chapter = load_chapters(fixture_chapters)[0]
 
     def compat(heading_context: HeadingContext) -> Chunk:
-        return next(c for c in chunk_chapter(chapter, heading_context=heading_context)
-                    if c.anchor == "compatibility")
+        return next(
+            c
+            for c in chunk_chapter(chapter, heading_context=heading_context)
+            if c.anchor == "compatibility"
+        )
 
     trail, own, bare = compat("trail"), compat("section"), compat("none")
     assert own.search_text == f"Compatibility\n\n{own.text}"

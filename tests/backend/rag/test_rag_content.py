@@ -13,8 +13,7 @@ from textbook.rag.content import find_section, github_slug, load_book, load_chap
 
 def test_front_matter_and_order(fixture_chapters: Path) -> None:
     chapters = load_chapters(fixture_chapters)
-    assert [(c.number, c.slug) for c in chapters] == [(1, "ros2-basics"),
-                                                      (2, "gazebo-simulation")]
+    assert [(c.number, c.slug) for c in chapters] == [(1, "ros2-basics"), (2, "gazebo-simulation")]
     first = chapters[0]
     assert first.title == "ROS 2 Basics"
     assert first.module == "Module 1: The Robotic Nervous System"
@@ -47,34 +46,47 @@ def test_tilde_fence_and_longer_fence(tmp_path: Path) -> None:
         "---\nmodule: M\nchapter: 3\ntitle: T\nslug: t\n---\n# T\n\n## A\n\n"
         "~~~\n## not a heading\n```\n# still code\n~~~\n\n"
         "````markdown\n```\n## inner\n```\n````\n\n## B\n\nbody\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     chapter = load_chapters(source)[0]
     assert [s.anchor for s in chapter.sections] == ["a", "b"]
     assert "## inner" in chapter.sections[0].text
 
 
-@pytest.mark.parametrize(("heading", "anchor"), [
-    ("Quality of Service (QoS) Profiles", "quality-of-service-qos-profiles"),
-    ("Using `robot_localization` in ROS 2", "using-robot_localization-in-ros-2"),
-    ("Launch Files, Parameters & tf2", "launch-files-parameters--tf2"),
-    ("The **Jacobian** and [singularities](https://example.org)", "the-jacobian-and-singularities"),
-    ("Zero-Moment Point: ZMP", "zero-moment-point-zmp"),
-])
+@pytest.mark.parametrize(
+    ("heading", "anchor"),
+    [
+        ("Quality of Service (QoS) Profiles", "quality-of-service-qos-profiles"),
+        ("Using `robot_localization` in ROS 2", "using-robot_localization-in-ros-2"),
+        ("Launch Files, Parameters & tf2", "launch-files-parameters--tf2"),
+        (
+            "The **Jacobian** and [singularities](https://example.org)",
+            "the-jacobian-and-singularities",
+        ),
+        ("Zero-Moment Point: ZMP", "zero-moment-point-zmp"),
+    ],
+)
 def test_github_slug(heading: str, anchor: str) -> None:
     assert github_slug(heading) == anchor
 
 
-@pytest.mark.parametrize(("front_matter", "reason"), [
-    ("module: M\nchapter: one\ntitle: T\n", "front matter 'chapter' must be a non-negative "
-                                           "integer, got 'one'"),
-    ("title: [a, b]\n", "front matter 'title' must be a string, got ['a', 'b']"),
-    ("sidebar_position: first\n", "front matter 'sidebar_position' must be a number"),
-    ("id: basics/nodes\n", "front matter 'id' 'basics/nodes' must not contain '/'"),
-    ("module: [M\nchapter: 1\n", "front matter is not valid YAML: "),
-    ("- just\n- a list\n", "front matter must be a YAML mapping"),
-])
-def test_bad_front_matter_skips_that_file_with_its_reason(tmp_path: Path, front_matter: str,
-                                                         reason: str) -> None:
+@pytest.mark.parametrize(
+    ("front_matter", "reason"),
+    [
+        (
+            "module: M\nchapter: one\ntitle: T\n",
+            "front matter 'chapter' must be a non-negative integer, got 'one'",
+        ),
+        ("title: [a, b]\n", "front matter 'title' must be a string, got ['a', 'b']"),
+        ("sidebar_position: first\n", "front matter 'sidebar_position' must be a number"),
+        ("id: basics/nodes\n", "front matter 'id' 'basics/nodes' must not contain '/'"),
+        ("module: [M\nchapter: 1\n", "front matter is not valid YAML: "),
+        ("- just\n- a list\n", "front matter must be a YAML mapping"),
+    ],
+)
+def test_bad_front_matter_skips_that_file_with_its_reason(
+    tmp_path: Path, front_matter: str, reason: str
+) -> None:
     source = tmp_path / "broken-chapter.md"
     source.write_text(f"---\n{front_matter}---\n# T\n\n## A\n\ntext\n", encoding="utf-8")
     (tmp_path / "good.md").write_text("# Good\n\nFine.\n", encoding="utf-8")
@@ -101,8 +113,10 @@ def test_colliding_slugs_get_a_suffix_and_a_note(tmp_path: Path, fixture_chapter
     (tmp_path / "b.md").write_text(text, encoding="utf-8")
     book = load_book(tmp_path)
     assert [c.slug for c in book.chapters] == ["ros2-basics", "ros2-basics-2"]
-    assert book.notes == [f"{tmp_path / 'b.md'}: slug 'ros2-basics' is taken by "
-                          f"{tmp_path / 'a.md'}; this chapter is 'ros2-basics-2'"]
+    assert book.notes == [
+        f"{tmp_path / 'b.md'}: slug 'ros2-basics' is taken by "
+        f"{tmp_path / 'a.md'}; this chapter is 'ros2-basics-2'"
+    ]
     assert book.skipped == []
 
 

@@ -52,7 +52,8 @@ def test_partials_drafts_and_the_broken_page_are_not_chapters() -> None:
     assert "partial" not in text and "Not published" not in text and "Broken" not in text
     assert book.skipped == [
         f"{FIXTURE_DOCUSAURUS / BROKEN}: front matter is not valid YAML: "
-        "did not find expected ',' or ']' (line 3)"]
+        "did not find expected ',' or ']' (line 3)"
+    ]
 
 
 def test_hidden_and_underscore_files_and_folders_are_not_pages(tmp_path: Path) -> None:
@@ -67,21 +68,36 @@ def test_mdx_page_keeps_prose_and_code_without_imports_jsx_or_admonition_markers
     topics = _chapter(load_book(FIXTURE_DOCUSAURUS).chapters, "foundations-topics")
     assert [(s.anchor, s.level) for s in topics.sections] == [("topics", 1), ("publishers", 2)]
     text = "\n".join(s.text for s in topics.sections)
-    for prose in ("A topic has exactly one message type.", "Naming topics",
-                  "Use relative names so that namespaces apply.",
-                  "Python publishers call `create_publisher`.",
-                  "C++ publishers hold a `rclcpp::Publisher<T>::SharedPtr`.",
-                  "Press Ctrl+C to stop a node.", "Mismatched QoS profiles silently drop"):
+    for prose in (
+        "A topic has exactly one message type.",
+        "Naming topics",
+        "Use relative names so that namespaces apply.",
+        "Python publishers call `create_publisher`.",
+        "C++ publishers hold a `rclcpp::Publisher<T>::SharedPtr`.",
+        "Press Ctrl+C to stop a node.",
+        "Mismatched QoS profiles silently drop",
+    ):
         assert prose in text
     prose_only = "\n".join(line.text for line in iter_markdown_lines(text) if not line.in_code)
-    for gone in ("import", "@theme/Tabs", "@site/src/components/Figure", "export const toc",
-                 "<TabItem", "</Tabs>", "<Figure", "editor's comment", ":::", "<kbd>"):
+    for gone in (
+        "import",
+        "@theme/Tabs",
+        "@site/src/components/Figure",
+        "export const toc",
+        "<TabItem",
+        "</Tabs>",
+        "<Figure",
+        "editor's comment",
+        ":::",
+        "<kbd>",
+    ):
         assert gone not in prose_only
     # Code blocks keep their imports and JSX, the indented one inside <TabItem> included.
-    assert "```python\nimport rclpy\nfrom std_msgs.msg import String\n# <Tabs> in a comment" \
-        in text
-    assert "import Tabs from '@theme/Tabs';\n\nexport default function Example() {\n" \
-        "  return <Tabs><TabItem value=\"a\">A</TabItem></Tabs>;" in text
+    assert "```python\nimport rclpy\nfrom std_msgs.msg import String\n# <Tabs> in a comment" in text
+    assert (
+        "import Tabs from '@theme/Tabs';\n\nexport default function Example() {\n"
+        '  return <Tabs><TabItem value="a">A</TabItem></Tabs>;' in text
+    )
 
 
 def test_chunks_of_an_mdx_page_hold_no_jsx() -> None:
@@ -101,8 +117,12 @@ def test_number_prefixes_follow_docusaurus(tmp_path: Path) -> None:
         (tmp_path / name).write_text(f"# {name}\n\nText.\n", encoding="utf-8")
     book = load_book(tmp_path)
     # Prefixes 3 and 10 are positions; dates and versions are names (after, by name).
-    assert [c.slug for c in book.chapters] == ["setup", "tuning", "1-2-upgrade",
-                                               "2024-01-release-notes"]
+    assert [c.slug for c in book.chapters] == [
+        "setup",
+        "tuning",
+        "1-2-upgrade",
+        "2024-01-release-notes",
+    ]
 
 
 def test_slugs_are_ascii_and_url_safe(tmp_path: Path) -> None:
@@ -119,10 +139,13 @@ def test_category_label_and_position_change_module_and_order(tmp_path: Path) -> 
         (tmp_path / folder / "page.md").write_text(f"# {folder}\n\nText.\n", encoding="utf-8")
     assert [c.module for c in load_book(tmp_path).chapters] == ["alpha", "beta"]
     (tmp_path / "beta" / "_category_.json").write_text(
-        json.dumps({"label": "Module 0: Beta", "position": 1}), encoding="utf-8")
+        json.dumps({"label": "Module 0: Beta", "position": 1}), encoding="utf-8"
+    )
     chapters = load_book(tmp_path).chapters
-    assert [(c.slug, c.module) for c in chapters] == [("beta-page", "Module 0: Beta"),
-                                                      ("alpha-page", "alpha")]
+    assert [(c.slug, c.module) for c in chapters] == [
+        ("beta-page", "Module 0: Beta"),
+        ("alpha-page", "alpha"),
+    ]
 
 
 def test_a_page_named_after_its_folder_opens_it(tmp_path: Path) -> None:
@@ -130,18 +153,24 @@ def test_a_page_named_after_its_folder_opens_it(tmp_path: Path) -> None:
     for name in ("a-first.md", "control.md"):
         (tmp_path / "03-control" / name).write_text("Text.\n", encoding="utf-8")
     book = load_book(tmp_path)
-    assert [(c.slug, c.title) for c in book.chapters] == [("control", "control"),
-                                                          ("control-a-first", "a-first")]
+    assert [(c.slug, c.title) for c in book.chapters] == [
+        ("control", "control"),
+        ("control-a-first", "a-first"),
+    ]
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    ('{"label": "Unclosed", ', "not valid JSON: Expecting"),
-    ('["a", "list"]', "must be a mapping"),
-    ('{"label": 7}', "'label' must be a string, got 7"),
-    ('{"position": "first"}', "'position' must be a number, got 'first'"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"label": "Unclosed", ', "not valid JSON: Expecting"),
+        ('["a", "list"]', "must be a mapping"),
+        ('{"label": 7}', "'label' must be a string, got 7"),
+        ('{"position": "first"}', "'position' must be a number, got 'first'"),
+    ],
+)
 def test_bad_category_file_is_reported_and_its_folder_still_loads(
-        tmp_path: Path, content: str, reason: str) -> None:
+    tmp_path: Path, content: str, reason: str
+) -> None:
     (tmp_path / "01-basics").mkdir()
     (tmp_path / "01-basics" / "page.md").write_text("# Page\n\nText.\n", encoding="utf-8")
     category = tmp_path / "01-basics" / "_category_.json"
@@ -157,9 +186,11 @@ def _unreadable_files(docs: Path) -> dict[Path, str]:
     bad_utf8.write_bytes("# Caf\xe9\n".encode("latin-1"))
     dangling = docs / "02-simulation" / "moved.mdx"
     dangling.symlink_to(docs / "nowhere.mdx")
-    return {bad_utf8: "not UTF-8 text (byte 5)",
-            dangling: "cannot be read: No such file or directory",
-            docs / BROKEN: "front matter is not valid YAML"}
+    return {
+        bad_utf8: "not UTF-8 text (byte 5)",
+        dangling: "cannot be read: No such file or directory",
+        docs / BROKEN: "front matter is not valid YAML",
+    }
 
 
 def test_unreadable_pages_are_one_line_each_and_the_rest_loads(docs_dir: Path) -> None:
@@ -189,9 +220,11 @@ def test_one_file_loads_on_its_own(tmp_path: Path) -> None:
     page = FIXTURE_DOCUSAURUS / "01-foundations" / "02-topics.mdx"
     book = load_book(page)
     assert [(c.number, c.slug, c.title, c.module) for c in book.chapters] == [
-        (1, "topics", "Topics", "")]
+        (1, "topics", "Topics", "")
+    ]
     (tmp_path / "notes.txt").write_text("not a page", encoding="utf-8")
     assert load_book(tmp_path / "notes.txt").skipped == [
-        f"{tmp_path / 'notes.txt'}: not a .md or .mdx file"]
+        f"{tmp_path / 'notes.txt'}: not a .md or .mdx file"
+    ]
     with pytest.raises(ValueError, match="no such file or directory"):
         load_book(tmp_path / "missing")

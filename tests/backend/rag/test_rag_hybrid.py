@@ -26,17 +26,22 @@ from textbook.rag.store import DENSE_VECTOR, SPARSE_VECTOR, ChunkStore, Layout, 
 # the server engine talks plain HTTP to the stand-in on loopback
 pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
 
+
 @pytest.fixture
-def engine_hybrid_settings(engine: str, hybrid_settings: Settings,
-                           request: pytest.FixtureRequest) -> Iterator[Settings]:
+def engine_hybrid_settings(
+    engine: str, hybrid_settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
     if engine == "edge":
         yield hybrid_settings
         return
     url = request.getfixturevalue("qdrant_url")
     settings = server_settings(hybrid_settings, url, f"h_{request.node.name}")
     yield settings
-    httpx.delete(f"{url}/collections/{settings.qdrant_collection}",
-                 headers={"api-key": STANDIN_API_KEY}, timeout=10)
+    httpx.delete(
+        f"{url}/collections/{settings.qdrant_collection}",
+        headers={"api-key": STANDIN_API_KEY},
+        timeout=10,
+    )
 
 
 @pytest.fixture
@@ -47,7 +52,8 @@ def store(engine_hybrid_settings: Settings) -> Iterator[ChunkStore]:
 
 
 def test_ingest_stores_dense_vectors_sized_by_the_first_embedding(
-        store: ChunkStore, chapters_dir: Path, embeddings_server: FakeEmbeddingsServer) -> None:
+    store: ChunkStore, chapters_dir: Path, embeddings_server: FakeEmbeddingsServer
+) -> None:
     report = store.ingest(chapters_dir)
     assert report.added == len(chunk_chapters(load_chapters(chapters_dir)))
     assert store.layout() == Layout(sparse_ok=True, dense_size=DEFAULT_FAKE_DIMENSIONS)
@@ -66,8 +72,9 @@ def test_ingest_stores_dense_vectors_sized_by_the_first_embedding(
     assert [r["count"] for r in embeddings_server.requests[before:]] == [1]
 
 
-def test_search_fuses_dense_and_bm25_prefetches_with_rrf(store: ChunkStore,
-                                                         chapters_dir: Path) -> None:
+def test_search_fuses_dense_and_bm25_prefetches_with_rrf(
+    store: ChunkStore, chapters_dir: Path
+) -> None:
     store.ingest(chapters_dir)
     assert store.hybrid
     calls = record_queries(store)
@@ -88,9 +95,9 @@ def test_hybrid_filters_restrict_both_branches(store: ChunkStore, chapters_dir: 
     assert calls[0].fusion == "rrf" and calls[0].filtered == [True, True]
 
 
-def test_configured_dimensions_are_requested(engine_hybrid_settings: Settings,
-                                             chapters_dir: Path,
-                                             embeddings_server: FakeEmbeddingsServer) -> None:
+def test_configured_dimensions_are_requested(
+    engine_hybrid_settings: Settings, chapters_dir: Path, embeddings_server: FakeEmbeddingsServer
+) -> None:
     store = make_store(engine_hybrid_settings.model_copy(update={"embedding_dimensions": 32}))
     try:
         store.ingest(chapters_dir)
@@ -100,8 +107,9 @@ def test_configured_dimensions_are_requested(engine_hybrid_settings: Settings,
         store.close()
 
 
-def test_embedding_failure_at_query_time_falls_back_to_bm25(store: ChunkStore,
-                                                             chapters_dir: Path) -> None:
+def test_embedding_failure_at_query_time_falls_back_to_bm25(
+    store: ChunkStore, chapters_dir: Path
+) -> None:
     store.ingest(chapters_dir)
     calls = record_queries(store)
     passages = store.search(f"QoS profile {EMBED_FAIL_MARKER}", limit=3)
@@ -111,7 +119,8 @@ def test_embedding_failure_at_query_time_falls_back_to_bm25(store: ChunkStore,
 
 
 def test_enabling_embeddings_rebuilds_a_bm25_only_collection(
-        sparse_settings: Settings, hybrid_settings: Settings, chapters_dir: Path) -> None:
+    sparse_settings: Settings, hybrid_settings: Settings, chapters_dir: Path
+) -> None:
     path_settings = hybrid_settings.model_copy(update={"qdrant_path": sparse_settings.qdrant_path})
     sparse_store = make_store(sparse_settings)
     expected = sparse_store.ingest(chapters_dir).added

@@ -34,20 +34,20 @@ def test_import_inside_a_paragraph_is_prose() -> None:
 
 def test_jsx_tags_go_and_their_children_stay() -> None:
     text = (
-        "<Tabs groupId=\"lang\">\n"
-        "  <TabItem value=\"py\" label=\"Python\" default>\n"
+        '<Tabs groupId="lang">\n'
+        '  <TabItem value="py" label="Python" default>\n'
         "\n"
         "Python prose.\n"
         "\n"
         "  </TabItem>\n"
         "  <TabItem\n"
-        "    value=\"cpp\"\n"
+        '    value="cpp"\n'
         "    render={() => count > 1 ? <b>x</b> : null}\n"
         "  >\n"
         "C++ prose.\n"
         "  </TabItem>\n"
         "</Tabs>\n"
-        "<Figure src=\"/img/a.png\" alt=\"a > b\" />\n"
+        '<Figure src="/img/a.png" alt="a > b" />\n'
         "<>\n"
         "Fragment prose.\n"
         "</>\n"
@@ -65,11 +65,14 @@ def test_tags_inside_code_spans_stay() -> None:
     assert strip_mdx(text) == text.replace("<b>run</b>", "run")
 
 
-@pytest.mark.parametrize("text", [
-    "See <https://docs.ros.org> and <mail@example.org>.\n",
-    "<https://docs.ros.org>\n",
-    "Keep a < b and b > c as they are.\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See <https://docs.ros.org> and <mail@example.org>.\n",
+        "<https://docs.ros.org>\n",
+        "Keep a < b and b > c as they are.\n",
+    ],
+)
 def test_autolinks_and_comparisons_are_not_jsx(text: str) -> None:
     assert strip_mdx(text) == text
 
@@ -85,12 +88,15 @@ def test_comments_and_expressions_go() -> None:
     assert strip_mdx(text) == "Prose here.\n\nMore prose.\n"
 
 
-@pytest.mark.parametrize(("marker", "title"), [
-    (":::note", None),
-    (":::tip[Naming topics]", "Naming topics"),
-    (":::warning Quality of service", "Quality of service"),
-    ("::::danger", None),
-])
+@pytest.mark.parametrize(
+    ("marker", "title"),
+    [
+        (":::note", None),
+        (":::tip[Naming topics]", "Naming topics"),
+        (":::warning Quality of service", "Quality of service"),
+        ("::::danger", None),
+    ],
+)
 def test_admonition_markers_go_and_the_body_and_title_stay(marker: str, title: str | None) -> None:
     text = f"Before.\n\n{marker}\nUse relative names.\n{':' * marker.count(':')}\n\nAfter.\n"
     body = f"{title}\nUse relative names." if title else "Use relative names."
@@ -99,11 +105,11 @@ def test_admonition_markers_go_and_the_body_and_title_stay(marker: str, title: s
 
 def test_code_blocks_are_kept_byte_for_byte() -> None:
     code = (
-        "```jsx title=\"src/Example.js\"\n"
+        '```jsx title="src/Example.js"\n'
         "import Tabs from '@theme/Tabs';\n"
         "\n"
         "export default function Example() {\n"
-        "  return <Tabs><TabItem value=\"a\">A</TabItem></Tabs>;\n"
+        '  return <Tabs><TabItem value="a">A</TabItem></Tabs>;\n'
         "}\n"
         ":::note\n"
         "{/* kept */}\n"
@@ -119,7 +125,7 @@ def test_code_blocks_are_kept_byte_for_byte() -> None:
 
 def test_a_fence_indented_inside_a_component_becomes_a_fence() -> None:
     text = (
-        "<TabItem value=\"py\">\n"
+        '<TabItem value="py">\n'
         "\n"
         "    ```python\n"
         "    import rclpy\n"

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure
 
 
 @pytest.fixture
-def server_store(hybrid_settings: Settings, qdrant_url: str,
-                 request: pytest.FixtureRequest) -> Iterator[ServerStore]:
+def server_store(
+    hybrid_settings: Settings, qdrant_url: str, request: pytest.FixtureRequest
+) -> Iterator[ServerStore]:
     store = make_store(server_settings(hybrid_settings, qdrant_url, f"rag_{request.node.name}"))
     assert isinstance(store, ServerStore)
     try:
@@ -33,8 +34,11 @@ def server_store(hybrid_settings: Settings, qdrant_url: str,
 
 
 def test_wrong_api_key_is_not_ready(hybrid_settings: Settings, qdrant_url: str) -> None:
-    store = make_store(hybrid_settings.model_copy(update={
-        "qdrant_url": qdrant_url, "qdrant_path": None, "qdrant_api_key": None}))
+    store = make_store(
+        hybrid_settings.model_copy(
+            update={"qdrant_url": qdrant_url, "qdrant_path": None, "qdrant_api_key": None}
+        )
+    )
     try:
         ok, detail = store.ready()
         assert not ok and detail.startswith("qdrant unreachable"), detail
@@ -42,8 +46,7 @@ def test_wrong_api_key_is_not_ready(hybrid_settings: Settings, qdrant_url: str) 
         store.close()
 
 
-def test_hybrid_ingest_and_search_over_rest(server_store: ServerStore,
-                                            chapters_dir: Path) -> None:
+def test_hybrid_ingest_and_search_over_rest(server_store: ServerStore, chapters_dir: Path) -> None:
     assert not server_store.ready()[0]
     first = server_store.ingest(chapters_dir)
     assert first.added == first.chunks > 0
@@ -56,8 +59,9 @@ def test_hybrid_ingest_and_search_over_rest(server_store: ServerStore,
     passages = server_store.search("What is a QoS profile", limit=3)
     assert {p.anchor for p in passages[:2]} == {"quality-of-service", "compatibility"}
     assert calls[0].fusion == "rrf"
-    filtered = server_store.search("ROS 2 sensors messages", limit=10,
-                                   module="Module 2: The Digital Twin")
+    filtered = server_store.search(
+        "ROS 2 sensors messages", limit=10, module="Module 2: The Digital Twin"
+    )
     assert filtered and {p.chapter for p in filtered} == {"gazebo-simulation"}
 
     source = chapters_dir / "01-nervous-system.md"

@@ -40,8 +40,7 @@ def test_a_single_character_setting_keeps_letters_and_digits() -> None:
 
 
 def test_the_settings_switch_stemming_and_stopwords_off() -> None:
-    plain = encoder_for(Settings(_env_file=None, sparse_stemming=False,
-                                 sparse_stopwords=False))
+    plain = encoder_for(Settings(_env_file=None, sparse_stemming=False, sparse_stopwords=False))
     assert plain.query("profiles") != plain.query("profile")
     assert plain.query("what is the")
     assert len({ENCODER.signature, plain.signature}) == 2
@@ -61,8 +60,9 @@ def test_documents_and_queries_use_the_same_term_ids() -> None:
 
 def test_term_frequency_saturates() -> None:
     filler = " ".join(f"filler{i}" for i in range(60))
-    once, twice, many = (_weight(f"{' '.join(['kalman'] * n)} {filler}", "kalman")
-                         for n in (1, 2, 20))
+    once, twice, many = (
+        _weight(f"{' '.join(['kalman'] * n)} {filler}", "kalman") for n in (1, 2, 20)
+    )
     assert once < twice < many < K1 + 1
     assert twice - once > (many - twice) / 18  # each extra occurrence adds less
 
@@ -82,6 +82,8 @@ def test_average_length_constant_matches_the_sample_textbook() -> None:
     """AVG_DOC_TOKENS should track the real chunk length; re-measure when this fails."""
     # With b = 0 and a huge k, a term's weight is its count, so the weights sum to the length.
     counter = Bm25(Bm25Config(k=1e9, b=0.0, language="english", min_token_len=MIN_TOKEN_LEN))
-    lengths = [sum(counter.embed_document(c.search_text).values)
-               for c in chunk_chapters(load_chapters(SAMPLE_CONTENT_DIR))]
+    lengths = [
+        sum(counter.embed_document(c.search_text).values)
+        for c in chunk_chapters(load_chapters(SAMPLE_CONTENT_DIR))
+    ]
     assert AVG_DOC_TOKENS * 0.8 <= statistics.mean(lengths) <= AVG_DOC_TOKENS * 1.25
