@@ -7,10 +7,7 @@ on a loopback port, with a config.yaml shaped like the one roles/qdrant renders.
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,43 +15,11 @@ import httpx
 import pytest
 import yaml
 from qdrant_client import QdrantClient, models
+from qdrant_standin import free_port, start, wait_ready
 
-STANDIN = Path(__file__).resolve().parents[2] / "labstandins" / "qdrant" / "qdrant_labstandin.py"
 # plain HTTP on loopback, as on the lab network behind the private address
 pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
 API_KEY = "test-key-not-a-secret-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start(config: dict[str, object], tmp_path: Path) -> subprocess.Popen[bytes]:
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    return subprocess.Popen(
-        [sys.executable, str(STANDIN), "--config-path", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"stand-in exited with {proc.returncode}: {out}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("stand-in not ready in 30 s")
 
 
 @pytest.fixture
@@ -66,7 +31,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]
         "storage": {"storage_path": str(storage), "snapshots_path": str(tmp_path / "snap")},
         "telemetry_disabled": True,
     }
-    proc = start(config, tmp_path)
+    proc = start(config, tmp_path / "config.yaml")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc)
@@ -235,7 +200,7 @@ def test_data_survives_a_restart(
     client.close()
     proc.terminate()
     assert proc.wait(timeout=10) == 0  # SIGTERM is a clean shutdown, as under systemd
-    again = start(yaml.safe_load((tmp_path / "config.yaml").read_text()), tmp_path)
+    again = start(yaml.safe_load((tmp_path / "config.yaml").read_text()), tmp_path / "config.yaml")
     try:
         wait_ready(url, again)
         reopened = QdrantClient(url=url, api_key=API_KEY, timeout=10, check_compatibility=False)
@@ -253,7 +218,7 @@ def test_refuses_cluster_mode(tmp_path: Path) -> None:
             "storage": {"storage_path": str(tmp_path / "s")},
             "cluster": {"enabled": True, "p2p": {"port": 6335}},
         },
-        tmp_path,
+        tmp_path / "config.yaml",
     )
     assert proc.wait(timeout=30) == 2
     assert proc.stdout is not None

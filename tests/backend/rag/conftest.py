@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-import yaml
+from qdrant_standin import STANDIN, free_port, start, wait_ready
 from rag_helpers import (
     FIXTURE_CHAPTERS,
     FIXTURE_DOCUSAURUS,
@@ -28,7 +26,6 @@ from rag_helpers import (
 
 from textbook.core.config import Settings
 
-STANDIN = Path(__file__).resolve().parents[3] / "labstandins" / "qdrant" / "qdrant_labstandin.py"
 ENGINES = ("edge", "server")
 
 
@@ -127,39 +124,16 @@ def qdrant_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not STANDIN.exists():
         pytest.skip("labstandins/qdrant is not in this checkout")
     root = tmp_path_factory.mktemp("qdrant-server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = root / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "service": {"host": "127.0.0.1", "http_port": port, "api_key": STANDIN_API_KEY},
-                "storage": {"storage_path": str(root / "storage")},
-                "telemetry_disabled": True,
-            }
-        )
-    )
-    proc = subprocess.Popen(
-        [sys.executable, str(STANDIN), "--config-path", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    port = free_port()
+    config = {
+        "service": {"host": "127.0.0.1", "http_port": port, "api_key": STANDIN_API_KEY},
+        "storage": {"storage_path": str(root / "storage")},
+        "telemetry_disabled": True,
+    }
+    proc = start(config, root / "config.yaml")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"qdrant stand-in exited with {proc.returncode}: {out}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("qdrant stand-in not ready in 30 s")
-            time.sleep(0.1)
+        wait_ready(url, proc)
         yield url
     finally:
         proc.terminate()
