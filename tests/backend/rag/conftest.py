@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
 from qdrant_standin import STANDIN, free_port, start, wait_ready
@@ -21,7 +20,7 @@ from rag_helpers import (
     STANDIN_API_KEY,
     FakeEmbeddingsServer,
     embeddings_app,
-    server_settings,
+    settings_on_engine,
 )
 
 from textbook.core.config import Settings
@@ -150,15 +149,5 @@ def engine(request: pytest.FixtureRequest) -> str:
 def engine_settings(
     engine: str, sparse_settings: Settings, request: pytest.FixtureRequest
 ) -> Iterator[Settings]:
-    """`sparse_settings` for the engine under test; the server collection is dropped after."""
-    if engine == "edge":
-        yield sparse_settings
-        return
-    url = request.getfixturevalue("qdrant_url")
-    settings = server_settings(sparse_settings, url, f"t_{request.node.name}")
-    yield settings
-    httpx.delete(
-        f"{url}/collections/{settings.qdrant_collection}",
-        headers={"api-key": STANDIN_API_KEY},
-        timeout=10,
-    )
+    """`sparse_settings` for the engine under test."""
+    yield from settings_on_engine(engine, sparse_settings, request, "t")

@@ -8,10 +8,13 @@ import base64
 import math
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import qdrant_edge as edge
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -229,4 +232,22 @@ def server_settings(settings: Settings, url: str, collection: str) -> Settings:
             "qdrant_collection": re.sub(r"\W", "_", collection)[:60],
             "qdrant_api_key": SecretStr(STANDIN_API_KEY),
         }
+    )
+
+
+def settings_on_engine(
+    engine: str, base: Settings, request: pytest.FixtureRequest, prefix: str
+) -> Iterator[Settings]:
+    """`base` for the engine under test; on the server, a collection of the test's own,
+    dropped after it."""
+    if engine == "edge":
+        yield base
+        return
+    url = request.getfixturevalue("qdrant_url")
+    settings = server_settings(base, url, f"{prefix}_{request.node.name}")
+    yield settings
+    httpx.delete(
+        f"{url}/collections/{settings.qdrant_collection}",
+        headers={"api-key": STANDIN_API_KEY},
+        timeout=10,
     )

@@ -6,18 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from rag_helpers import (
     DEFAULT_FAKE_DIMENSIONS,
     EMBED_FAIL_MARKER,
-    STANDIN_API_KEY,
     FakeEmbeddingsServer,
     record_queries,
-    server_settings,
     stored_point,
 )
 
+from conftest import settings_on_engine
 from textbook.core.config import Settings
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
@@ -31,17 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure
 def engine_hybrid_settings(
     engine: str, hybrid_settings: Settings, request: pytest.FixtureRequest
 ) -> Iterator[Settings]:
-    if engine == "edge":
-        yield hybrid_settings
-        return
-    url = request.getfixturevalue("qdrant_url")
-    settings = server_settings(hybrid_settings, url, f"h_{request.node.name}")
-    yield settings
-    httpx.delete(
-        f"{url}/collections/{settings.qdrant_collection}",
-        headers={"api-key": STANDIN_API_KEY},
-        timeout=10,
-    )
+    yield from settings_on_engine(engine, hybrid_settings, request, "h")
 
 
 @pytest.fixture
