@@ -34,7 +34,7 @@ test: setup ## everything: linters, backend tests, lab smoke, role scenarios, fu
 	exit $$rc
 
 # lint + backend tests: the quick loop (a few minutes, no lab).
-check: lint test-backend ## quick loop: every linter and the backend tests (no lab)
+check: setup lint test-backend ## quick loop: every linter and the backend tests (no lab)
 
 # One after the other (each step already runs two jobs at a time; more would only make them
 # slower on two cores). -k: a failing step does not hide how the later ones do.

@@ -11,14 +11,14 @@ PG_TEST_PORT ?= 55432
 BACKEND_TESTS ?= tests/backend tests/labstandins
 SERVE_DIR := $(ROOT)/.cache/serve
 
-lint-backend: ## ruff check and mypy (strict) for the backend; ruff format --check for every Python file
+lint-backend: venv ## ruff check and mypy (strict) for the backend; ruff format --check for every Python file
 	$(VENV)/bin/ruff check $(BACKEND_PATHS)
 	$(VENV)/bin/ruff format --check $(PYTHON_PATHS)
 	$(VENV)/bin/mypy
 
 # tests/backend/run-with-postgres starts the cluster, runs pytest against it and stops it
 # whatever pytest's outcome.
-test-backend: ## backend tests on SQLite and a throwaway PostgreSQL (127.0.0.1:$(PG_TEST_PORT))
+test-backend: venv ## backend tests on SQLite and a throwaway PostgreSQL (127.0.0.1:$(PG_TEST_PORT))
 	@tests/backend/run-with-postgres $(PG_TEST_PORT) \
 	  $(VENV)/bin/pytest $(BACKEND_TESTS) -q -p no:cacheprovider $(PYTEST_ARGS)
 
