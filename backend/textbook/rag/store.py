@@ -176,9 +176,6 @@ class ChunkStore(ABC):
         """Points in the collection (0 when there is none)."""
 
     @abstractmethod
-    def _ids(self) -> set[str]: ...
-
-    @abstractmethod
     def _close(self) -> None: ...
 
     # --- collection ----------------------------------------------------------------------
@@ -411,9 +408,11 @@ class ChunkStore(ABC):
             return self._count()
 
     def chunk_ids(self) -> set[str]:
-        """Every stored point id (tests and maintenance)."""
+        """Every stored point id (tests and maintenance); none without a collection."""
         with self._guard:
-            return self._ids()
+            if self._read_layout() is None:
+                return set()
+            return {point_id for point_id, _ in self._scan(None)}
 
     def close(self) -> None:
         with self._guard:

@@ -246,21 +246,6 @@ class EdgeStore(ChunkStore):
             return 0
         return int(self.shard.count(edge.CountRequest(exact=True)))
 
-    def _ids(self) -> set[str]:
-        if self.shard is None:
-            return set()
-        ids: set[str] = set()
-        offset: Any = None
-        while True:
-            records, offset = self.shard.scroll(
-                edge.ScrollRequest(
-                    offset=offset, limit=SCROLL_PAGE, with_payload=False, with_vector=False
-                )
-            )
-            ids.update(str(record.id) for record in records)
-            if offset is None:
-                return ids
-
     def _close(self) -> None:
         try:
             if self.shard is not None:

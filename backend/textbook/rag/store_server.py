@@ -183,20 +183,5 @@ class ServerStore(ChunkStore):
             return 0
         return int(self.client.count(self.collection, exact=True).count)
 
-    def _ids(self) -> set[str]:
-        ids: set[str] = set()
-        offset: Any = None
-        while True:
-            points, offset = self.client.scroll(
-                self.collection,
-                limit=SCROLL_PAGE,
-                offset=offset,
-                with_payload=False,
-                with_vectors=False,
-            )
-            ids.update(str(point.id) for point in points)
-            if offset is None:
-                return ids
-
     def _close(self) -> None:
         self.client.close()
