@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     sparse_stemming: bool = True
     sparse_stopwords: bool = True
     sparse_min_token_len: int = Field(default=2, ge=1, le=10)
+    sparse_bigram_weight: float = Field(default=0.3, ge=0, le=2)  # 0: no term pairs
+    sparse_heading_weight: float = Field(default=0.1, ge=0, le=2)  # 0: no heading field
     history_turns: int = Field(default=6, ge=0, le=50)
 
     # Auth.

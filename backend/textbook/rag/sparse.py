@@ -16,6 +16,19 @@ rather than a statistic of the current collection: a chunk's vector then depends
 text alone, which keeps the content-hash ids meaningful (an unchanged chunk never needs
 re-weighting). `make eval` measured it against Bm25's default of 256 (docs/backend.md).
 
+Two more fields share the one sparse vector, each in its own index space so that Qdrant's IDF
+counts them apart, and each weighted on the document side (queries weigh every term 1), so the
+dot product is a weighted sum of three BM25 scores (BM25F-style field weighting):
+
+- word pairs: consecutive terms of the text (after the library's stopwords and stemming),
+  weighted `bigram_weight`, so "digital twin" or "stereo depth" count more than the two words
+  apart;
+- headings: the chunk's heading trail once more, weighted `heading_weight`, so a section
+  named for what is asked ranks above one that only mentions it.
+
+`make eval` measured the weights (docs/backend.md): both on lifts hit@1 0.882 -> 0.913 and
+MRR@10 0.924 -> 0.941 on the sample textbook, the plateau's middle rather than its peak.
+
 `SparseEncoder.signature` names the encoding, the library version included; it enters the
 chunk ids, so another encoding (a setting, or a qdrant-edge-py upgrade) re-indexes
 everything on the next ingest instead of mixing vectors of two encodings.
@@ -23,9 +36,14 @@ everything on the next ingest instead of mixing vectors of two encodings.
 
 from __future__ import annotations
 
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
+from itertools import pairwise
 
 from qdrant_edge import Bm25, Bm25Config, DisabledStemmer, SparseVector, StopwordsSet
 
@@ -33,6 +51,8 @@ from textbook.core.config import Settings
 
 __all__ = [
     "AVG_DOC_TOKENS",
+    "BIGRAM_WEIGHT",
+    "HEADING_WEIGHT",
     "K1",
     "MIN_TOKEN_LEN",
     "B",
@@ -50,6 +70,11 @@ AVG_DOC_TOKENS = 66.0
 LANGUAGE = "english"
 # Single characters (quiz options "b)", variable names, the "t" of "can't") match at random.
 MIN_TOKEN_LEN = 2
+BIGRAM_WEIGHT = 0.3
+HEADING_WEIGHT = 0.1
+# Word boundaries for word pairs only; each word's term comes from the library.
+_WORD_RE = re.compile(r"[^\W_]+")
+_WORD_CACHE = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +90,32 @@ def _vec(vector: SparseVector) -> SparseVec:
     return SparseVec(indices=list(vector.indices), values=[float(v) for v in vector.values])
 
 
+def _field_index(field: str, *terms: int) -> int:
+    """A term id in another field's index space (a u32, like the library's own ids)."""
+    return zlib.crc32(f"{field}:{':'.join(map(str, terms))}".encode())
+
+
+def _merge(*parts: Iterable[tuple[int, float]]) -> SparseVec:
+    weights: dict[int, float] = {}
+    for part in parts:
+        for index, value in part:
+            weights[index] = weights.get(index, 0.0) + value
+    return SparseVec(indices=list(weights), values=list(weights.values()))
+
+
 class SparseEncoder:
     """Document and query vectors of one BM25 configuration."""
 
     def __init__(
-        self, *, stemming: bool = True, stopwords: bool = True, min_token_len: int = MIN_TOKEN_LEN
+        self,
+        *,
+        stemming: bool = True,
+        stopwords: bool = True,
+        min_token_len: int = MIN_TOKEN_LEN,
+        bigram_weight: float = BIGRAM_WEIGHT,
+        heading_weight: float = HEADING_WEIGHT,
     ) -> None:
+        self.bigram_weight, self.heading_weight = bigram_weight, heading_weight
         self._model = Bm25(
             Bm25Config(
                 k=K1,
@@ -85,16 +130,53 @@ class SparseEncoder:
         self.signature = (
             f"qdrant-edge-bm25/{version('qdrant-edge-py')}/{LANGUAGE}/k{K1}/b{B}"
             f"/avg{AVG_DOC_TOKENS}/stem{int(stemming)}/stop{int(stopwords)}"
-            f"/min{min_token_len}"
+            f"/min{min_token_len}/pairs{float(bigram_weight):g}/headings{float(heading_weight):g}"
         )
+        self._word_term = lru_cache(maxsize=_WORD_CACHE)(self._term_of_word)
 
-    def document(self, text: str) -> SparseVec:
-        """BM25 term-frequency weights of a document (IDF is applied by Qdrant)."""
-        return _vec(self._model.embed_document(text))
+    def _term_of_word(self, word: str) -> int | None:
+        term = self._model.embed_query(word).indices
+        return term[0] if len(term) == 1 else None
+
+    def _pairs(self, text: str) -> list[int]:
+        """Ids of consecutive term pairs (stopwords and short tokens left out, as in BM25)."""
+        found = (self._word_term(word) for word in _WORD_RE.findall(text))
+        sequence = [term for term in found if term is not None]
+        return [_field_index("pair", a, b) for a, b in pairwise(sequence)]
+
+    def _saturated(self, counts: Counter[int], length: int) -> Iterable[tuple[int, float]]:
+        norm = K1 * (1 - B + B * length / AVG_DOC_TOKENS)
+        return ((term, tf * (K1 + 1) / (tf + norm)) for term, tf in counts.items())
+
+    def document(self, text: str, heading: str = "") -> SparseVec:
+        """BM25 term-frequency weights of a document (IDF is applied by Qdrant): its terms,
+        its term pairs and its `heading`'s terms, the last two weighted."""
+        words = _vec(self._model.embed_document(text))
+        parts: list[Iterable[tuple[int, float]]] = [zip(words.indices, words.values, strict=True)]
+        if self.bigram_weight:
+            pairs = self._pairs(text)
+            parts.append(
+                (index, self.bigram_weight * value)
+                for index, value in self._saturated(Counter(pairs), len(pairs))
+            )
+        if self.heading_weight and heading:
+            head = _vec(self._model.embed_document(heading))
+            parts.append(
+                (_field_index("heading", index), self.heading_weight * value)
+                for index, value in zip(head.indices, head.values, strict=True)
+            )
+        return _merge(*parts)
 
     def query(self, text: str) -> SparseVec:
-        """Weight 1 per distinct query term; empty when the query has only stopwords."""
-        return _vec(self._model.embed_query(text))
+        """Weight 1 per distinct query term (and term pair, and heading term); empty when the
+        query has only stopwords."""
+        words = _vec(self._model.embed_query(text)).indices
+        indices = list(words)
+        if self.bigram_weight:
+            indices += dict.fromkeys(self._pairs(text))
+        if self.heading_weight:
+            indices += [_field_index("heading", index) for index in words]
+        return _merge((index, 1.0) for index in dict.fromkeys(indices))
 
     def terms(self, text: str) -> frozenset[int]:
         """The distinct terms of a text (stopwords dropped, stems folded) as term ids."""
@@ -106,6 +188,8 @@ def encoder_for(settings: Settings) -> SparseEncoder:
         stemming=settings.sparse_stemming,
         stopwords=settings.sparse_stopwords,
         min_token_len=settings.sparse_min_token_len,
+        bigram_weight=settings.sparse_bigram_weight,
+        heading_weight=settings.sparse_heading_weight,
     )
 
 

@@ -259,7 +259,7 @@ class ChunkStore(ABC):
             points.append(
                 NewPoint(
                     id=chunk.id,
-                    sparse=self.sparse.document(texts[position]),
+                    sparse=self.sparse.document(texts[position], heading=chunk.context),
                     dense=dense[position] if dense is not None else None,
                     payload=payload,
                 )
