@@ -37,9 +37,7 @@ everything on the next ingest instead of mixing vectors of two encodings.
 from __future__ import annotations
 
 import re
-import zlib
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
@@ -90,17 +88,18 @@ def _vec(vector: SparseVector) -> SparseVec:
     return SparseVec(indices=list(vector.indices), values=[float(v) for v in vector.values])
 
 
-def _field_index(field: str, *terms: int) -> int:
-    """A term id in another field's index space (a u32, like the library's own ids)."""
-    return zlib.crc32(f"{field}:{':'.join(map(str, terms))}".encode())
+# Ids in the pair and heading index spaces: u32s like the library's own, mixed from the word
+# ids by fixed multipliers (stable across processes and Python versions, unlike hash()).
+_MASK = 0xFFFFFFFF
+_MIX_A, _MIX_B = 0x9E3779B1, 0x85EBCA6B
 
 
-def _merge(*parts: Iterable[tuple[int, float]]) -> SparseVec:
-    weights: dict[int, float] = {}
-    for part in parts:
-        for index, value in part:
-            weights[index] = weights.get(index, 0.0) + value
-    return SparseVec(indices=list(weights), values=list(weights.values()))
+def _pair_index(first: int, second: int) -> int:
+    return ((first * _MIX_A + second) * _MIX_B) & _MASK
+
+
+def _heading_index(term: int) -> int:
+    return ((term ^ _MIX_B) * _MIX_A + 1) & _MASK
 
 
 class SparseEncoder:
@@ -140,43 +139,37 @@ class SparseEncoder:
 
     def _pairs(self, text: str) -> list[int]:
         """Ids of consecutive term pairs (stopwords and short tokens left out, as in BM25)."""
-        found = (self._word_term(word) for word in _WORD_RE.findall(text))
-        sequence = [term for term in found if term is not None]
-        return [_field_index("pair", a, b) for a, b in pairwise(sequence)]
-
-    def _saturated(self, counts: Counter[int], length: int) -> Iterable[tuple[int, float]]:
-        norm = K1 * (1 - B + B * length / AVG_DOC_TOKENS)
-        return ((term, tf * (K1 + 1) / (tf + norm)) for term, tf in counts.items())
+        found = map(self._word_term, _WORD_RE.findall(text))
+        return [_pair_index(a, b) for a, b in pairwise(t for t in found if t is not None)]
 
     def document(self, text: str, heading: str = "") -> SparseVec:
         """BM25 term-frequency weights of a document (IDF is applied by Qdrant): its terms,
         its term pairs and its `heading`'s terms, the last two weighted."""
-        words = _vec(self._model.embed_document(text))
-        parts: list[Iterable[tuple[int, float]]] = [zip(words.indices, words.values, strict=True)]
+        words = self._model.embed_document(text)
+        weights = dict(zip(words.indices, map(float, words.values), strict=True))
         if self.bigram_weight:
-            pairs = self._pairs(text)
-            parts.append(
-                (index, self.bigram_weight * value)
-                for index, value in self._saturated(Counter(pairs), len(pairs))
-            )
+            pairs = Counter(self._pairs(text))
+            norm = K1 * (1 - B + B * pairs.total() / AVG_DOC_TOKENS)
+            scale = self.bigram_weight * (K1 + 1)
+            for index, tf in pairs.items():  # BM25's saturation, as Bm25 does for words
+                weights[index] = weights.get(index, 0.0) + scale * tf / (tf + norm)
         if self.heading_weight and heading:
-            head = _vec(self._model.embed_document(heading))
-            parts.append(
-                (_field_index("heading", index), self.heading_weight * value)
-                for index, value in zip(head.indices, head.values, strict=True)
-            )
-        return _merge(*parts)
+            head = self._model.embed_document(heading)
+            for term, value in zip(head.indices, head.values, strict=True):
+                index = _heading_index(term)
+                weights[index] = weights.get(index, 0.0) + self.heading_weight * value
+        return SparseVec(indices=list(weights), values=list(weights.values()))
 
     def query(self, text: str) -> SparseVec:
         """Weight 1 per distinct query term (and term pair, and heading term); empty when the
         query has only stopwords."""
-        words = _vec(self._model.embed_query(text)).indices
-        indices = list(words)
+        words = list(self._model.embed_query(text).indices)
+        indices = dict.fromkeys(words)
         if self.bigram_weight:
-            indices += dict.fromkeys(self._pairs(text))
+            indices.update(dict.fromkeys(self._pairs(text)))
         if self.heading_weight:
-            indices += [_field_index("heading", index) for index in words]
-        return _merge((index, 1.0) for index in dict.fromkeys(indices))
+            indices.update(dict.fromkeys(map(_heading_index, words)))
+        return SparseVec(indices=list(indices), values=[1.0] * len(indices))
 
     def terms(self, text: str) -> frozenset[int]:
         """The distinct terms of a text (stopwords dropped, stems folded) as term ids."""
