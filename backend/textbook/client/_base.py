@@ -205,7 +205,7 @@ def chat_body(
     body.update(
         _drop_none(
             {
-                "session_id": str(conversation) if conversation is not None else None,
+                "session_id": _uuid(conversation) if conversation is not None else None,
                 "selected_text": selected_text,
                 "module": module,
                 "chapter": chapter,
