@@ -67,8 +67,9 @@ def _serve(
     data_dir: Path, database_url: str, shared: ChunkStore, llm: FakeOpenAI, **overrides: Any
 ) -> Iterator[Live]:
     store = overrides.pop("store", None) or shared
+    tls = overrides.pop("tls", {})
     settings = make_settings(data_dir, database_url=database_url, **(llm_settings(llm) | overrides))
-    with ServerThread(create_app(settings, store=store)) as server:
+    with ServerThread(create_app(settings, store=store), **tls) as server:
         yield Live(server.url, database_url, llm)
 
 
@@ -102,7 +103,8 @@ ServeFactory = Callable[..., Live]
 def serve(
     tmp_path: Path, textbook_store: ChunkStore, _llm_server: FakeOpenAI
 ) -> Iterator[ServeFactory]:
-    """A server of this test's own, on SQLite, with settings overridden (and `store=`)."""
+    """A server of this test's own, on SQLite, with settings overridden (and `store=`, and
+    `tls=` uvicorn's ssl options)."""
     running: list[Iterator[Live]] = []
 
     def start(**overrides: Any) -> Live:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -362,6 +364,35 @@ def test_connect_to_sends_to_the_address_with_the_urls_name(live: Live) -> None:
     port = httpx.URL(live.url).port
     with TextbookClient(f"http://textbook.invalid:{port}", connect_to="127.0.0.1") as api:
         assert len(api.chapters()) == 13
+
+
+def test_https_with_a_private_ca_and_connect_to(serve: ServeFactory, tmp_path: Path) -> None:
+    """As the deploy tests reach the lab: the URL's name for Host, SNI and the certificate
+    check, a CA file of our own, the connection to another address."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "1", "-subj", "/CN=textbook.test", "-keyout", str(key),
+         "-out", str(cert), "-addext", "subjectAltName=DNS:textbook.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    live = serve(tls={"ssl_certfile": str(cert), "ssl_keyfile": str(key)})
+    port = httpx.URL(live.url).port
+    url = f"https://textbook.test:{port}"
+    with TextbookClient(url, ca_file=str(cert), connect_to="127.0.0.1") as api:
+        assert len(api.chapters()) == 13
+    with (
+        TextbookClient(url, connect_to="127.0.0.1") as api,  # the system's CAs: refused
+        pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        api.chapters()
+    with (
+        TextbookClient(
+            f"https://other.test:{port}", ca_file=str(cert), connect_to="127.0.0.1"
+        ) as api,
+        pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"),  # not its name
+    ):
+        api.chapters()
 
 
 def test_a_url_that_is_not_http_is_refused() -> None:
