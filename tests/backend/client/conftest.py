@@ -91,6 +91,16 @@ def live(
     yield from _serve(data_dir, database_url, textbook_store, _llm_server)
 
 
+@pytest.fixture(scope="module")
+def live_sqlite(
+    tmp_path_factory: pytest.TempPathFactory, textbook_store: ChunkStore, _llm_server: FakeOpenAI
+) -> Iterator[Live]:
+    """One server per module on SQLite alone: for tests of what the database does not change
+    (the async client, the command line), once the blocking client ran on both."""
+    data_dir = tmp_path_factory.mktemp("live")
+    yield from _serve(data_dir, _migrated_sqlite(data_dir), textbook_store, _llm_server)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_llm(_llm_server: FakeOpenAI) -> None:
     _llm_server.reset()

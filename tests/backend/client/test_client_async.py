@@ -25,6 +25,13 @@ from textbook.client import (
 )
 
 T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def live(live_sqlite: Live) -> Live:
+    return live_sqlite
+
+
 QUESTION = "What does a QoS reliability policy control?"
 
 

@@ -17,6 +17,12 @@ from apitest import PASSWORD
 
 from conftest import Live, ServeFactory
 
+
+@pytest.fixture(scope="module")
+def live(live_sqlite: Live) -> Live:
+    return live_sqlite
+
+
 QUESTION = "What does a QoS reliability policy control?"
 
 
