@@ -54,6 +54,7 @@ _RETRY_AFTER = {
 }
 _WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}}
 _ERRORS: dict[int, dict[str, Any]] = {
+    400: {"description": "The body could not be parsed (e.g. not UTF-8)"},
     401: {
         "description": "Missing, bad, expired or revoked token (or wrong e-mail or password)",
         "headers": _WWW_AUTHENTICATE,
@@ -85,8 +86,8 @@ def errors(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any
 
 # Every route under /api/v1 except readiness counts against the per-IP limit.
 LIMITED = (429,)
-# Routes that take a body: it may be too large or not validate.
-WITH_BODY = (413, 422, 429)
+# Routes that take a body: it may not parse, be too large or not validate.
+WITH_BODY = (400, 413, 422, 429)
 
 TAGS: list[dict[str, Any]] = [
     {"name": "auth", "description": "Register, log in (OAuth2 password), refresh, log out"},
