@@ -355,6 +355,8 @@ def build_request(
 def transport_error(exc: httpx.TransportError, request: httpx.Request) -> TransportError:
     request_id = request.headers.get(REQUEST_ID_HEADER)
     shown = request.url.copy_with(query=None)
+    if "sni_hostname" in request.extensions:  # connect_to: name the URL's host, not the address
+        shown = shown.copy_with(host=request.extensions["sni_hostname"])
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return Timeout(

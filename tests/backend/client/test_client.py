@@ -383,9 +383,10 @@ def test_https_with_a_private_ca_and_connect_to(serve: ServeFactory, tmp_path: P
         assert len(api.chapters()) == 13
     with (
         TextbookClient(url, connect_to="127.0.0.1") as api,  # the system's CAs: refused
-        pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"),
+        pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED") as caught,
     ):
         api.chapters()
+    assert str(caught.value).startswith(f"cannot reach {url}/api/v1/chapters: ")
     with (
         TextbookClient(
             f"https://other.test:{port}", ca_file=str(cert), connect_to="127.0.0.1"
