@@ -10,7 +10,9 @@ in; then, one request at a time over a keep-alive connection:
 * GET /api/v1/search.
 
 Rate limits are raised for the run (they are still checked on every request). Every
-response is checked (200, extractive mode, citations) and failures are counted.
+response is checked (200, extractive mode, citations) and failures are counted. Requests go
+through the project's client (textbook.client, no retries), so each figure includes its
+work (a request id, parsing the answer into its model) as a script using it would see.
 
     python bench/chat.py [--requests 200] [--warmup 10]
 """
@@ -27,9 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from _report import Server, free_port, latency_summary, write_report
 
+from textbook.client import NO_RETRY, TextbookClient, TextbookError
 from textbook.core.config import SAMPLE_CONTENT_DIR
 
 QUESTIONS = [
@@ -66,55 +68,47 @@ def textbook(env: dict[str, str], *args: str) -> None:
 
 
 def timed(count: int, warmup: int, call: Callable[[int], bool]) -> dict[str, Any]:
-    """Run call(i) warmup + count times; latency of the last `count`, failures counted."""
+    """Run call(i) warmup + count times; latency of the last `count`, failures (a False or an
+    error raised by the client) counted."""
+
+    def attempt(i: int) -> bool:
+        try:
+            return call(i)
+        except TextbookError:
+            return False
+
     for i in range(warmup):
-        call(i)
+        attempt(i)
     seconds: list[float] = []
     failures = 0
     for i in range(count):
         started = time.perf_counter()
-        ok = call(i)
+        ok = attempt(i)
         seconds.append(time.perf_counter() - started)
         failures += not ok
     return {**latency_summary(seconds), "failures": failures}
 
 
 def measure(base: str, requests: int, warmup: int) -> dict[str, Any]:
-    with httpx.Client(base_url=base, timeout=60) as client:
+    with TextbookClient(base, timeout=60, retry=NO_RETRY) as api:
         email = "bench@example.org"
-        client.post(
-            "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
-        ).raise_for_status()
-        login = client.post("/api/v1/auth/login", data={"username": email, "password": PASSWORD})
-        login.raise_for_status()
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        api.register(email, PASSWORD)
+        api.login(email, PASSWORD)
 
         def chat(i: int) -> bool:
-            response = client.post(
-                "/api/v1/chat", headers=auth, json={"question": QUESTIONS[i % len(QUESTIONS)]}
-            )
-            body = response.json()
+            answer = api.chat(QUESTIONS[i % len(QUESTIONS)])
             return (
-                response.status_code == 200
-                and body["mode"] == "extractive"
-                and body["source"] == "retrieval"
-                and bool(body["citations"])
+                answer.mode == "extractive"
+                and answer.source == "retrieval"
+                and bool(answer.citations)
             )
 
         def chat_selected(i: int) -> bool:
-            response = client.post(
-                "/api/v1/chat",
-                headers=auth,
-                json={"question": QUESTIONS[i % len(QUESTIONS)], "selected_text": SELECTION},
-            )
-            body = response.json()
-            return response.status_code == 200 and body["source"] == "selected_text"
+            answer = api.chat(QUESTIONS[i % len(QUESTIONS)], selected_text=SELECTION)
+            return answer.source == "selected_text"
 
         def search(i: int) -> bool:
-            response = client.get(
-                "/api/v1/search", params={"q": QUESTIONS[i % len(QUESTIONS)], "limit": 5}
-            )
-            return response.status_code == 200 and bool(response.json())
+            return bool(api.search(QUESTIONS[i % len(QUESTIONS)], limit=5).results)
 
         return {
             "chat_retrieval": timed(requests, warmup, chat),

@@ -1,5 +1,5 @@
 # Backend: lint, tests against SQLite and a throwaway PostgreSQL, and a local quickstart.
-.PHONY: lint-backend test-backend serve
+.PHONY: lint-backend test-backend serve openapi
 
 BACKEND_PATHS := backend tests/backend tests/conftest.py bench
 # ruff format --check covers every Python file of the repository (ruff skips what .gitignore
@@ -39,3 +39,7 @@ serve: ## run the API locally with the sample textbook ingested (Ctrl-C stops it
 	@echo "  curl -s 'http://127.0.0.1:8000/api/v1/search?q=quality+of+service'"
 	@echo
 	@cd $(SERVE_DIR) && DATA_DIR=$(SERVE_DIR)/var GUNICORN_BIND=127.0.0.1:8000 $(VENV)/bin/textbook serve
+
+# The API's contract (docs/openapi.json), checked by tests/backend/api/test_api_contract.py.
+openapi: venv ## regenerate docs/openapi.json from the app (after an API change; commit it)
+	@$(PY) tools/openapi.py write

@@ -1,4 +1,5 @@
-"""The `textbook` command: serve, migrate, ingest, create-admin, check."""
+"""The `textbook` command: serve, migrate, ingest, create-admin, check (the server side);
+login, logout, ask, search (a client of any deployment, textbook/client/cli.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from textbook.client.cli import add_commands as add_client_commands
 from textbook.core.config import Settings, get_settings
 
 ADMIN_PASSWORD_ENV = "TEXTBOOK_ADMIN_PASSWORD"  # noqa: S105 - a variable name, not a secret
@@ -253,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="readiness of database and vector store; exit 0/1")
     check.set_defaults(func=cmd_check)
+
+    add_client_commands(sub)
     return parser
 
 

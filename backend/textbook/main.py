@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from textbook.api.errors import install_exception_handlers
 from textbook.api.main import api_router
+from textbook.api.responses import TAGS as OPENAPI_TAGS
 from textbook.core.config import Settings, get_settings
 from textbook.core.db import make_engine, make_sessionmaker
 from textbook.core.logging import configure_logging
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         docs_url="/docs",
         redoc_url="/redoc",
         lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_exception_handlers(app)
 
     # Before the API router: FastAPI tries routes in order, and liveness is the hot path.
-    @app.get("/health", tags=["health"], summary="Liveness (no I/O)")
+    @app.get("/health", tags=["health"], summary="Liveness (no I/O)", operation_id="liveness")
     async def liveness() -> dict[str, str]:  # async: no thread-pool hop for a constant
         return {"status": "ok"}
 

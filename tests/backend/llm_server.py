@@ -147,7 +147,7 @@ async def _chunks(behaviour: Behaviour, model: str, created: int) -> AsyncIterat
 class ServerThread:
     """uvicorn in a daemon thread on 127.0.0.1 and a free port."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
@@ -160,6 +160,7 @@ class ServerThread:
                 log_level="warning",
                 access_log=False,
                 lifespan="on",
+                **options,  # e.g. ssl_certfile, ssl_keyfile
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -179,4 +180,5 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.server.config.ssl_certfile else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"

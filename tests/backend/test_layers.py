@@ -1,5 +1,7 @@
 """Layers point one way: `core/` (config, db, security, logging, shared errors) imports nothing
 from `rag/`, `llm` or `api/`; `rag/` imports nothing from `api/` (`main.py` wires them).
+`client/` (the API's Python client and the CLI's client commands) stands apart: it imports
+nothing of the server, and the server nothing of it; only `cli.py` uses both.
 The import graph is grimp's, type-checking-only imports included."""
 
 from __future__ import annotations
@@ -7,9 +9,22 @@ from __future__ import annotations
 import grimp
 import pytest
 
+SERVER = (
+    "textbook.core",
+    "textbook.rag",
+    "textbook.llm",
+    "textbook.api",
+    "textbook.models",
+    "textbook.main",
+    "textbook.migrations",
+    "textbook.gunicorn_conf",
+    "textbook.cli",
+)
 FORBIDDEN = {
-    "textbook.core": ("textbook.rag", "textbook.llm", "textbook.api"),
-    "textbook.rag": ("textbook.api",),
+    "textbook.core": ("textbook.rag", "textbook.llm", "textbook.api", "textbook.client"),
+    "textbook.rag": ("textbook.api", "textbook.client"),
+    "textbook.api": ("textbook.client",),
+    "textbook.client": SERVER,
 }
 
 
@@ -44,4 +59,13 @@ def test_the_check_sees_an_upward_import() -> None:
     changed.add_import(importer="textbook.core.middleware", imported="textbook.api.deps")
     assert ("textbook.core.middleware", "textbook.api.deps") in upward_imports(
         changed, "textbook.core"
+    )
+
+
+def test_the_check_sees_the_client_importing_the_server() -> None:
+    changed = grimp.build_graph("textbook", cache_dir=None)
+    assert upward_imports(changed, "textbook.client") == set()
+    changed.add_import(importer="textbook.client.models", imported="textbook.api.schemas")
+    assert ("textbook.client.models", "textbook.api.schemas") in upward_imports(
+        changed, "textbook.client"
     )

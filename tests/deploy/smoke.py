@@ -3,6 +3,9 @@
 Used by `make up` (prints the URL and an answered question) and by tests/deploy. It connects to
 the proxy host's lab-network address with the public name as SNI and Host, and verifies the
 certificate chain against pebble's issuing root (the lab's stand-in for Let's Encrypt).
+API calls go through the project's own client (`Stack.client()`, textbook.client);
+`Stack.request` stays a raw HTTP probe (one new TLS connection per request, OSError when the
+proxy does not answer) for health checks, headers and load.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import sys
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
+
+from textbook.client import TextbookClient
 
 PEBBLE_ROOT = os.environ.get("LAB_PEBBLE_ROOT", "/var/lib/textbook-lab/share/pebble-root.pem")
 QUESTION = "What is a ROS 2 node?"
@@ -45,6 +50,12 @@ class Stack:
         data = response.read()
         conn.close()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+    def client(self, **options: Any) -> TextbookClient:
+        """The API's client for this stack: the public name, pebble's root, this address."""
+        return TextbookClient(
+            f"https://{self.domain}", verify=self.context, connect_to=self.address, **options
+        )
 
     def json(
         self,
@@ -95,19 +106,12 @@ def ask_sample_question(stack: Stack) -> dict[str, Any]:
     """register -> login -> ask; returns the chat response."""
     email = f"smoke-{secrets.token_hex(4)}@example.org"
     password = secrets.token_urlsafe(18)
-    status, body = stack.json(
-        "POST", "/api/v1/auth/register", {"email": email, "password": password}
-    )
-    assert status in (200, 201), (status, body)
-    status, body = stack.json(
-        "POST", "/api/v1/auth/login", form={"username": email, "password": password}
-    )
-    assert status == 200, (status, body)
-    token = body["access_token"]
-    status, body = stack.json("POST", "/api/v1/chat", {"question": QUESTION}, token=token)
-    assert status == 200, (status, body)
-    assert body["citations"], body
-    return dict(body)
+    with stack.client() as api:
+        api.register(email, password)
+        api.login(email, password)
+        answer = api.chat(QUESTION)
+    assert answer.citations, answer
+    return answer.model_dump(mode="json")
 
 
 def main() -> int:
@@ -116,9 +120,10 @@ def main() -> int:
     parser.add_argument("--inventory", help="(informational) inventory deployed")
     args = parser.parse_args()
     stack = stack_for(args.proxy)
-    status, _, data = stack.request("GET", "/api/v1/health")
-    if status != 200:
-        print(f"health: {status} {data[:300]!r}", file=sys.stderr)
+    with stack.client() as api:
+        health = api.health()
+    if health.status != "ok":
+        print(f"health: {health.model_dump_json()}", file=sys.stderr)
         return 1
     answer = ask_sample_question(stack)
     print(

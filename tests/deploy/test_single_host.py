@@ -6,14 +6,33 @@ The host, its domain, inventory and lab secrets are this run's own (labdeploy.SI
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
+from labdeploy import (
+    ENV,
+    ROOT,
+    RUN,
+    changed,
+    deploy,
+    docker_exec,
+    lab_hosts,
+    playbook,
+    recap,
+    snapshot_sources,
+)
 from labdeploy import SINGLE as TOPOLOGY
-from labdeploy import changed, deploy, docker_exec, lab_hosts, playbook, recap, snapshot_sources
+
+from textbook.client import StreamDone, StreamStart, StreamToken
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -98,6 +117,161 @@ def test_several_workers_share_their_metrics(single: str) -> None:
     finally:
         sh(f"rm -rf {dropin} && {unit}")
         sh(f"for i in $(seq 60); do {curl}/health >/dev/null && exit 0; sleep 0.5; done; exit 1")
+
+
+def test_cors_preflight_through_nginx_allows_the_site_and_refuses_other_origins(
+    single: str,
+) -> None:
+    stack = smoke.stack_for(single)
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    site = f"https://{stack.domain}"  # the lab's CORS_ORIGINS
+    status, headers, body = stack.request(
+        "OPTIONS", "/api/v1/chat", None, {"Origin": site, **preflight}
+    )
+    assert status == 200, body
+    assert headers["access-control-allow-origin"] == site
+    assert "POST" in headers["access-control-allow-methods"]
+    assert "authorization" in headers["access-control-allow-headers"].lower()
+    status, headers, body = stack.request(
+        "OPTIONS", "/api/v1/chat", None, {"Origin": "https://elsewhere.example", **preflight}
+    )
+    assert status == 400, body
+    assert "access-control-allow-origin" not in headers
+    # A real request from the site: the browser may read the request id.
+    status, headers, _ = stack.request("GET", "/api/v1/chapters", None, {"Origin": site})
+    assert status == 200 and headers["access-control-allow-origin"] == site
+    assert "x-request-id" in headers["access-control-expose-headers"].lower()
+
+
+FAKE_LLM_PORT = 18080
+FAKE_LLM = f"""import sys
+import uvicorn
+sys.path.insert(0, "/root")
+from llm_server import Behaviour, FakeOpenAI, build_app
+reply = "Nodes publish messages on topics and subscribers receive them as they arrive [1]."
+state = FakeOpenAI(Behaviour(reply=reply, chunk_delay=0.4))
+uvicorn.run(build_app(state), host="127.0.0.1", port={FAKE_LLM_PORT}, log_level="warning")
+"""
+
+
+def _backend_restarted(single: str) -> None:
+    curl = "curl -sf --unix-socket /run/textbook/gunicorn.sock http://textbook/api/v1/health"
+    docker_exec(
+        single,
+        "bash",
+        "-c",
+        "systemctl daemon-reload && systemctl restart textbook && "
+        f"for i in $(seq 120); do {curl} >/dev/null && exit 0; sleep 0.5; done; exit 1",
+    )
+
+
+def test_a_streamed_answer_arrives_in_pieces_through_nginx(single: str, tmp_path: Path) -> None:
+    """The app answers through an OpenAI-compatible stand-in on the host (tests/backend's,
+    0.4 s between pieces; a runtime drop-in, removed afterwards): through Nginx and TLS the
+    pieces reach the client as they are written, not at the end."""
+    runner = tmp_path / "fake_llm.py"
+    runner.write_text(FAKE_LLM)
+    for source in (ROOT / "tests/backend/llm_server.py", runner):
+        subprocess.run(
+            ["docker", "cp", str(source), f"{single}:/root/{source.name}"], env=ENV, check=True
+        )
+    dropin = "/run/systemd/system/textbook.service.d"
+    docker_exec(
+        single,
+        "bash",
+        "-c",
+        "systemd-run --unit textbook-test-llm /opt/textbook/current/venv/bin/python "
+        f"/root/fake_llm.py && for i in $(seq 60); do "
+        f"curl -sf http://127.0.0.1:{FAKE_LLM_PORT}/docs >/dev/null && break; sleep 0.5; done && "
+        f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=LLM_PROVIDER=openai\\n"
+        "Environment=OPENAI_API_KEY=sk-lab-not-a-real-key\\n"
+        f"Environment=OPENAI_BASE_URL=http://127.0.0.1:{FAKE_LLM_PORT}/v1\\n"
+        f"Environment=EMBEDDING_PROVIDER=none\\n' > {dropin}/llm.conf",
+    )
+    try:
+        _backend_restarted(single)
+        arrivals: list[tuple[float, object]] = []
+        with smoke.stack_for(single).client() as api:
+            password = secrets.token_urlsafe(18)
+            email = f"stream-{secrets.token_hex(4)}@example.org"
+            api.register(email, password)
+            api.login(email, password)
+            started = time.monotonic()
+            for event in api.chat_stream(smoke.QUESTION):
+                arrivals.append((time.monotonic() - started, event))
+    finally:
+        docker_exec(
+            single,
+            "bash",
+            "-c",
+            f"rm -rf {dropin}; systemctl stop textbook-test-llm; "
+            "rm -f /root/fake_llm.py /root/llm_server.py",
+            check=False,
+        )
+        _backend_restarted(single)
+    events = [event for _, event in arrivals]
+    assert isinstance(events[0], StreamStart) and events[0].mode == "llm", events
+    assert isinstance(events[-1], StreamDone), events
+    tokens = [(at, e) for at, e in arrivals if isinstance(e, StreamToken)]
+    assert len(tokens) == 13, events
+    # Written 0.4 s apart: buffered, they would arrive together at the end.
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(tokens)]
+    assert sum(gap >= 0.2 for gap in gaps) >= 10, gaps
+    assert tokens[-1][0] - tokens[0][0] >= 3.0, gaps
+
+
+def test_the_cli_asks_the_deployment_over_tls_with_pebbles_root(
+    single: str, tmp_path: Path
+) -> None:
+    """`textbook login/ask/search` from the control node, as a user with the lab's private CA
+    (pebble's root) runs them; the transcript is kept for the release notes."""
+    stack = smoke.stack_for(single)
+    url = f"https://{stack.domain}"
+    email = f"cli-{secrets.token_hex(4)}@example.org"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "TEXTBOOK_PASSWORD": secrets.token_urlsafe(18),
+    }
+    transcript: list[str] = []
+
+    def textbook(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+        run_env = env | ({"XDG_CONFIG_HOME": str(config)} if config else {})
+        result = subprocess.run(
+            [sys.executable, "-m", "textbook.cli", *args],
+            env=run_env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        transcript.append(f"$ textbook {' '.join(args)}\n{result.stdout}{result.stderr}")
+        return result
+
+    login = textbook(
+        "login", url, "--email", email, "--register",
+        "--ca-file", smoke.PEBBLE_ROOT, "--connect-to", stack.address,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    ask = textbook("ask", smoke.QUESTION)
+    assert ask.returncode == 0, ask.stderr
+    answer, sources = ask.stdout.split("\n\nSources:\n")
+    assert answer.strip() and "  [1] " in sources and "/chapters/" in sources
+    search = textbook("search", "quality of service", "--limit", "3")
+    assert search.returncode == 0 and search.stdout.startswith("1. "), search.stderr
+    untrusted = textbook(
+        "search", "--url", url, "--connect-to", stack.address, "topics", config=tmp_path / "none"
+    )
+    assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    assert untrusted.stderr.count("\n") == 1 and "Traceback" not in untrusted.stderr
+    saved = ROOT / ".cache" / "test-deploy" / f"cli-transcript-{RUN}.txt"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text("\n".join(transcript).replace(stack.address, "<lab address>"))
+    print(f"CLI transcript: {saved}")
 
 
 def test_second_run_changes_nothing(single: str, sources: Path) -> None:

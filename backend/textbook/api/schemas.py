@@ -36,16 +36,39 @@ class Strict(BaseModel):
 
 
 class RegisterRequest(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "ada@example.org", "password": "a long password", "full_name": "Ada"}
+            ]
+        }
+    )
+
     email: Annotated[EmailStr, Field(max_length=320)]
     password: Password
     full_name: Name | None = None
 
 
 class RefreshRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "eyJhbGciOi..."}]})
+
     refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class TokenResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOi...",
+                    "refresh_token": "eyJhbGciOi...",
+                    "token_type": "bearer",
+                    "expires_in": 1800,
+                }
+            ]
+        }
+    )
+
     access_token: str
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - OAuth2 token type, not a secret
@@ -126,6 +149,23 @@ AnswerMode = Literal["llm", "extractive"]
 
 
 class ChatRequest(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"question": "What is a ROS 2 topic?", "stream": True},
+                {
+                    "question": "Explain this in simpler words.",
+                    "selected_text": "A topic is a named bus over which nodes exchange messages.",
+                },
+                {
+                    "question": "And how is a service different?",
+                    "session_id": "0b0e5a52-6f3c-4a8e-9d55-3f0e7f6f1b2a",
+                    "chapter": "ros2-communication",
+                },
+            ]
+        }
+    )
+
     question: Question
     session_id: uuid.UUID | None = None
     # The passage the reader highlighted: the answer comes from it alone, no retrieval.
@@ -136,6 +176,31 @@ class ChatRequest(Strict):
 
 
 class ChatResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "0b0e5a52-6f3c-4a8e-9d55-3f0e7f6f1b2a",
+                    "message_id": "5f9c2d1e-8b7a-4c3d-9e2f-1a0b9c8d7e6f",
+                    "answer": "A topic is a named bus over which nodes exchange messages [1].",
+                    "mode": "llm",
+                    "source": "retrieval",
+                    "citations": [
+                        {
+                            "chapter": "ros2-communication",
+                            "anchor": "topics",
+                            "url": "/chapters/ros2-communication#topics",
+                            "chapter_title": "ROS 2 communication",
+                            "module": "ROS 2",
+                            "section": "Topics",
+                            "score": 0.83,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     session_id: uuid.UUID
     message_id: uuid.UUID
     answer: str

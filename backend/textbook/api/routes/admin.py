@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from textbook.api.deps import AdminUser, SettingsDep, StoreDep
+from textbook.api.responses import errors
 from textbook.api.schemas import IngestResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -16,7 +17,10 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 @router.post(
     "/ingest",
     response_model=IngestResponse,
-    responses={403: {"description": "Admin role required"}},
+    operation_id="ingest",
+    responses=errors(
+        401, 403, 429, 500, 503, e403="Admin role required", e500="No chapter could be read"
+    ),
 )
 async def ingest(
     request: Request, _admin: AdminUser, store: StoreDep, settings: SettingsDep

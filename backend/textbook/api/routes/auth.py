@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from textbook.api.deps import CurrentUser, SessionDep, SettingsDep, user_for_token
+from textbook.api.responses import WITH_BODY, errors
 from textbook.api.schemas import RefreshRequest, RegisterRequest, TokenResponse, UserOut
 from textbook.core.security import create_token_pair, hash_password, verify_password
 from textbook.models import User
@@ -29,7 +30,8 @@ def _tokens(settings: SettingsDep, user: User) -> TokenResponse:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={409: {"description": "E-mail already registered"}},
+    operation_id="register",
+    responses=errors(409, *WITH_BODY, e409="E-mail already registered"),
 )
 def register(body: RegisterRequest, session: SessionDep) -> User:
     email = body.email.lower()
@@ -50,7 +52,10 @@ def register(body: RegisterRequest, session: SessionDep) -> User:
 @router.post(
     "/login",
     response_model=TokenResponse,
-    responses={401: {"description": "Wrong e-mail or password"}},
+    operation_id="login",
+    responses=errors(
+        401, 403, *WITH_BODY, e401="Wrong e-mail or password", e403="Account disabled"
+    ),
 )
 def login(
     username: Annotated[str, Form(min_length=1, max_length=320, description="E-mail")],
@@ -76,7 +81,8 @@ def login(
 @router.post(
     "/refresh",
     response_model=TokenResponse,
-    responses={401: {"description": "Invalid or expired refresh token"}},
+    operation_id="refreshTokens",
+    responses=errors(401, *WITH_BODY, e401="Invalid, expired or revoked refresh token"),
 )
 def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
     """A new access and refresh token for a valid refresh token (not one issued before the
@@ -87,7 +93,8 @@ def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) ->
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={401: {"description": "Not authenticated"}},
+    operation_id="logout",
+    responses=errors(401, 429),
 )
 def logout(user: CurrentUser, session: SessionDep) -> Response:
     """Log out everywhere: every access and refresh token issued to this user so far stops

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
+from textbook.api.responses import errors
 from textbook.api.schemas import ChapterSummary, SectionOut, SectionSummary
 from textbook.rag.library import ChapterLibrary, section_url
 from textbook.rag.types import Chapter
@@ -34,13 +35,18 @@ def _summary(chapter: Chapter) -> ChapterSummary:
     )
 
 
-@router.get("", response_model=list[ChapterSummary])
+@router.get(
+    "", response_model=list[ChapterSummary], operation_id="listChapters", responses=errors(429)
+)
 def list_chapters(request: Request) -> list[ChapterSummary]:
     return [_summary(c) for c in _library(request).chapters()]
 
 
 @router.get(
-    "/{slug}", response_model=ChapterSummary, responses={404: {"description": "No such chapter"}}
+    "/{slug}",
+    response_model=ChapterSummary,
+    operation_id="readChapter",
+    responses=errors(404, 422, 429, e404="No such chapter"),
 )
 def read_chapter(request: Request, slug: SlugPath) -> ChapterSummary:
     chapter = _library(request).chapter(slug)
@@ -52,7 +58,8 @@ def read_chapter(request: Request, slug: SlugPath) -> ChapterSummary:
 @router.get(
     "/{slug}/sections/{anchor}",
     response_model=SectionOut,
-    responses={404: {"description": "No such chapter or section"}},
+    operation_id="readSection",
+    responses=errors(404, 422, 429, e404="No such chapter or section"),
 )
 def read_section(request: Request, slug: SlugPath, anchor: AnchorPath) -> SectionOut:
     found = _library(request).section(slug, anchor)

@@ -20,6 +20,7 @@ from textbook.api.conversation import (
     save_turn,
 )
 from textbook.api.deps import CurrentUser, LLMDep, SessionDep, SettingsDep, StoreDep, limit_chat
+from textbook.api.responses import WITH_BODY, errors
 from textbook.api.schemas import ChatRequest, ChatResponse, SessionDetail, SessionSummary
 from textbook.core.sse import sse_event, sse_response
 from textbook.llm import LLMClient, LLMError, LLMTimeout
@@ -33,6 +34,14 @@ STREAM_DOC = (
     "events: `meta` (session id, mode, citations), `token` (text deltas), `done` "
     "(message id) or `error` (detail, status); comment lines are heartbeats."
 )
+STREAM_EXAMPLE = (
+    'event: meta\ndata: {"session_id": "0b0e5a52-6f3c-4a8e-9d55-3f0e7f6f1b2a", "mode": "llm", '
+    '"source": "retrieval", "citations": []}\n\n'
+    'event: token\ndata: {"text": "A topic is a named bus"}\n\n'
+    ": heartbeat\n\n"
+    'event: done\ndata: {"session_id": "0b0e5a52-6f3c-4a8e-9d55-3f0e7f6f1b2a", '
+    '"message_id": "5f9c2d1e-8b7a-4c3d-9e2f-1a0b9c8d7e6f"}\n\n'
+)
 
 
 @router.post(
@@ -40,11 +49,17 @@ STREAM_DOC = (
     response_model=ChatResponse,
     dependencies=[Depends(limit_chat)],
     description="Answer a question from the textbook. " + STREAM_DOC,
+    operation_id="chat",
     responses={
-        200: {"content": {"text/event-stream": {}}},
-        404: {"description": "Unknown chat session"},
-        502: {"description": "The language model provider failed"},
-        504: {"description": "The language model provider timed out"},
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "example": STREAM_EXAMPLE,
+                }
+            }
+        },
+        **errors(401, 404, *WITH_BODY, 502, 503, 504, e404="Unknown chat session"),
     },
 )
 async def ask(
@@ -107,7 +122,12 @@ async def _stream(
     yield sse_event("done", {"session_id": str(turn.session_id), "message_id": str(message_id)})
 
 
-@router.get("/sessions", response_model=list[SessionSummary])
+@router.get(
+    "/sessions",
+    response_model=list[SessionSummary],
+    operation_id="listConversations",
+    responses=errors(401, 429),
+)
 def list_sessions(user: CurrentUser, db: SessionDep) -> list[ChatSession]:
     """The user's conversations, most recent first."""
     return list(
@@ -123,7 +143,8 @@ def list_sessions(user: CurrentUser, db: SessionDep) -> list[ChatSession]:
 @router.get(
     "/sessions/{session_id}",
     response_model=SessionDetail,
-    responses={404: {"description": "Unknown chat session"}},
+    operation_id="readConversation",
+    responses=errors(401, 404, 422, 429, e404="Unknown chat session"),
 )
 def read_session(session_id: SessionIdPath, user: CurrentUser, db: SessionDep) -> ChatSession:
     return owned_session(db, user.id, session_id)
@@ -132,7 +153,8 @@ def read_session(session_id: SessionIdPath, user: CurrentUser, db: SessionDep) -
 @router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={404: {"description": "Unknown chat session"}},
+    operation_id="deleteConversation",
+    responses=errors(401, 404, 422, 429, e404="Unknown chat session"),
 )
 def delete_session(session_id: SessionIdPath, user: CurrentUser, db: SessionDep) -> None:
     db.delete(owned_session(db, user.id, session_id))

@@ -24,6 +24,7 @@ def check_all(request: Request) -> dict[str, Component]:
 @router.get(
     "/health",
     response_model=HealthResponse,
+    operation_id="readiness",
     responses={503: {"model": HealthResponse, "description": "Not ready"}},
 )
 async def readiness(request: Request) -> JSONResponse:

@@ -8,13 +8,19 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from textbook.api.deps import StoreDep
+from textbook.api.responses import errors
 from textbook.api.schemas import SearchHit, SearchResponse
 
 router = APIRouter(prefix="/search", tags=["search"])
 NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 
 
-@router.get("", response_model=SearchResponse)
+@router.get(
+    "",
+    response_model=SearchResponse,
+    operation_id="search",
+    responses=errors(422, 429, 502, 503, e502="The embeddings provider failed"),
+)
 async def search(
     store: StoreDep,
     q: Annotated[
