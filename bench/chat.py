@@ -54,7 +54,7 @@ SELECTION = (
     "published on it. Quality of service settings decide whether delivery is reliable."
 )
 PASSWORD = "bench password, long enough"  # noqa: S105 - throwaway user of a throwaway DB
-ACCESS_LINE = b'"logger": "textbook.access"'
+ACCESS_LINE = b'"logger":"textbook.access"'  # orjson's compact JSON
 
 
 def textbook(env: dict[str, str], *args: str) -> None:

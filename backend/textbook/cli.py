@@ -224,7 +224,8 @@ def cmd_check(_args: argparse.Namespace) -> int:
             store.close()
         engine.dispose()
     for name, component in components.items():
-        print(f"{name}: {'ok' if component.ok else 'FAIL'} - {component.detail}")
+        cause = f" ({component.cause})" if component.cause else ""
+        print(f"{name}: {'ok' if component.ok else 'FAIL'} - {component.detail}{cause}")
     return 0 if all(c.ok for c in components.values()) else 1
 
 

@@ -2,7 +2,8 @@
 
 Environment: GUNICORN_BIND (default 127.0.0.1:8000; the deployment passes
 unix:/run/textbook/gunicorn.sock or a private address), WEB_CONCURRENCY (workers),
-GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS.
+GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS
+(recycling; off with one worker).
 """
 
 from __future__ import annotations
@@ -40,11 +41,23 @@ def worker_count(
 
 
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+
+
+def recycling(workers: int, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(max_requests, max_requests_jitter): GUNICORN_MAX_REQUESTS (default 2000, 0: never),
+    with a tenth of it as jitter so workers do not restart together. Never with one worker:
+    gunicorn stops it before its replacement serves, and every request waits meanwhile."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    requested = environ.get("GUNICORN_MAX_REQUESTS", "2000")
+    limit = int(requested) if requested.isdigit() else 2000
+    if workers < 2 or limit == 0:
+        return 0, 0
+    return limit, max(1, limit // 10)
+
+
 workers = worker_count()
 worker_class = "uvicorn_worker.UvicornWorker"
-# Recycle workers now and then; the jitter keeps them from restarting together.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = max(1, max_requests // 10)
+max_requests, max_requests_jitter = recycling(workers)
 # SSE answers can take a while; the worker heartbeat is separate from request time.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

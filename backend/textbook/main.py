@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 
@@ -20,10 +20,12 @@ from textbook.core.db import make_engine, make_sessionmaker
 from textbook.core.logging import configure_logging
 from textbook.core.metrics import Metrics, RouteTemplates
 from textbook.core.middleware import RequestMiddleware
+from textbook.core.netaddr import AddressList
 from textbook.core.ratelimit import RateLimiter
+from textbook.core.readiness import Readiness, check_database
 from textbook.llm import make_llm_client
 from textbook.rag.library import ChapterLibrary
-from textbook.rag.store import Store, open_store
+from textbook.rag.store import Store, check_store, open_store
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("textbook")
@@ -42,6 +44,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.store = store if store is not None else open_store(settings)
         app.state.llm = make_llm_client(settings)
+        app.state.readiness = Readiness(
+            lambda: {
+                "database": check_database(engine),
+                "vector_store": check_store(app.state.store),
+            }
+        )
         # Everything built so far lives as long as the worker: out of the collector's sight, so
         # collections during requests scan only what requests allocate (gc.freeze docs).
         gc.collect()
@@ -79,11 +87,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.store = store
 
     install_exception_handlers(app)
+    metrics_readers = AddressList(settings.metrics_allowed_networks)
 
     # Before the API router: FastAPI tries routes in order, and liveness is the hot path.
     @app.get("/health", tags=["health"], summary="Liveness (no I/O)", operation_id="liveness")
     async def liveness() -> dict[str, str]:  # async: no thread-pool hop for a constant
         return {"status": "ok"}
+
+    app.add_api_route("/health", liveness, methods=["HEAD"], summary="Liveness, for monitors")
 
     @app.get(
         "/metrics",
@@ -93,6 +104,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         include_in_schema=False,
     )
     def metrics(request: Request) -> Response:
+        if not metrics_readers.allows(request.client.host if request.client else None):
+            raise HTTPException(403, "Metrics are served to monitoring addresses only")
         body, content_type = request.app.state.metrics.render()
         return Response(body, media_type=content_type)
 
@@ -117,10 +130,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         "/redoc",
         f"{API_PREFIX}/openapi.json",
     )
+    app.state.route_templates = RouteTemplates(app, fixed)
     app.add_middleware(
         RequestMiddleware,
         metrics=app.state.metrics,
-        routes=RouteTemplates(app, fixed),
+        routes=app.state.route_templates,
         max_body_bytes=settings.max_body_bytes,
         trusted_proxies=settings.trusted_proxies,
     )

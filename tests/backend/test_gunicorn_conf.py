@@ -30,7 +30,8 @@ def test_defaults(conf) -> None:  # type: ignore[no-untyped-def]
     assert module.worker_class == "uvicorn_worker.UvicornWorker"
     assert module.workers == 1  # embedded Qdrant: one process per storage path
     assert module.accesslog is None
-    assert module.max_requests > 0 and 0 < module.max_requests_jitter < module.max_requests
+    # One worker is never recycled: nothing would serve while it restarts.
+    assert (module.max_requests, module.max_requests_jitter) == (0, 0)
     assert module.graceful_timeout > 0 and module.timeout > 0 and module.keepalive > 0
     assert module.forwarded_allow_ips == "127.0.0.1"
 
@@ -56,3 +57,22 @@ def test_worker_count(conf) -> None:  # type: ignore[no-untyped-def]
     assert module.worker_count({"WEB_CONCURRENCY": "junk"}, cores=4, embedded_qdrant=False) == 4
     assert module.worker_count({"WEB_CONCURRENCY": "4"}, cores=2, embedded_qdrant=True) == 1
     assert module.workers == min(__import__("os").cpu_count(), 8)
+
+
+def test_workers_are_recycled_with_jitter_only_when_another_serves(conf) -> None:  # type: ignore[no-untyped-def]
+    module = conf(QDRANT_URL="http://10.0.0.5:6333", WEB_CONCURRENCY="2")
+    assert module.workers == 2
+    assert (module.max_requests, module.max_requests_jitter) == (2000, 200)
+    # gunicorn takes them as given
+    config = Config()
+    config.set("max_requests", module.max_requests)
+    config.set("max_requests_jitter", module.max_requests_jitter)
+    assert (config.max_requests, config.max_requests_jitter) == (2000, 200)
+    assert module.recycling(2, {"GUNICORN_MAX_REQUESTS": "500"}) == (500, 50)
+    assert module.recycling(3, {"GUNICORN_MAX_REQUESTS": "0"}) == (0, 0)
+    assert module.recycling(1, {"GUNICORN_MAX_REQUESTS": "500"}) == (0, 0)
+    assert module.recycling(1, {}) == (0, 0)
+    single = conf(
+        QDRANT_URL="http://10.0.0.5:6333", WEB_CONCURRENCY="1", GUNICORN_MAX_REQUESTS="50"
+    )
+    assert (single.workers, single.max_requests, single.max_requests_jitter) == (1, 0, 0)

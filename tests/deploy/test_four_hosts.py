@@ -5,6 +5,7 @@ proxy, two app hosts (Debian 12, Ubuntu 24.04), db + vector. One converge, many 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,8 @@ def four(sources: Path) -> Iterator[str]:
 
 def access_lines(app: str) -> int:
     log = docker_exec(app, "journalctl", "-u", "textbook.service", "-o", "cat", "--no-pager").stdout
-    return log.count('"path": "/api/v1/health"')
+    paths = [json.loads(line).get("path") for line in log.splitlines() if line.startswith("{")]
+    return paths.count("/api/v1/health")
 
 
 def test_nginx_spreads_requests_over_both_app_hosts(four: str) -> None:

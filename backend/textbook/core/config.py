@@ -6,6 +6,7 @@ working directory. Every variable is documented in `.env.example`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -113,6 +114,11 @@ class Settings(BaseSettings):
     # HTTP edge.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
+    # Who may read /metrics: addresses or networks (the client as TRUSTED_PROXIES resolve it),
+    # "unix:" for a local peer on the unix socket. Others get 403.
+    metrics_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1", "unix:"]
+    )
     rate_limit_per_ip: str = "120/minute"
     rate_limit_per_user: str = "60/minute"
     rate_limit_chat: str = "20/minute"
@@ -121,10 +127,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "metrics_allowed_networks", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("metrics_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "unix:":
+                ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

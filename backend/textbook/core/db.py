@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,45 @@ def make_engine(settings: Settings) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    # On both databases, so SQLite (development) refuses what PostgreSQL cannot store.
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable_text)
     return engine
+
+
+class UnstorableTextError(ValueError):
+    """A text parameter the database cannot store (NUL, lone surrogates); the API answers 422."""
+
+    message = "Text must not contain NUL (U+0000) characters or unpaired surrogates"
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+def _storable(value: object) -> bool:
+    """Whether every string in `value` (a parameter, or a row or rows of them) can be stored."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, Mapping):
+        return all(_storable(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _refuse_unstorable_text(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
+) -> None:
+    # PostgreSQL text cannot hold NUL (psycopg2 raises a bare ValueError: a 500 otherwise).
+    if not _storable(parameters):
+        raise UnstorableTextError
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -66,17 +66,21 @@ class Metrics:
 class RouteTemplates:
     """Request path -> route template ("/api/v1/chat/sessions/{session_id}"), from the
     OpenAPI paths plus the app's fixed extras; anything else is "unmatched". Also for requests
-    answered before routing (CORS preflights)."""
+    answered before routing (CORS preflights). `methods(path)`: the methods the OpenAPI schema
+    documents for the path (a 405's Allow)."""
 
     def __init__(self, app: FastAPI, extra: tuple[str, ...]) -> None:
         self.app = app
         self.extra = extra
         self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+        self._methods: dict[str, frozenset[str]] = {}
         # Paths come from clients: a bounded cache.
         self.template = lru_cache(maxsize=4096)(self._template)
 
     def _build(self) -> list[tuple[re.Pattern[str], str]]:
-        templates = list(self.app.openapi().get("paths", {})) + list(self.extra)
+        paths = self.app.openapi().get("paths", {})
+        self._methods = {t: frozenset(m.upper() for m in ops) for t, ops in paths.items()}
+        templates = list(paths) + list(self.extra)
         # Literal paths first so "/chat/sessions" never matches a "{param}" pattern.
         templates.sort(key=lambda t: (t.count("{"), -len(t)))
         return [(compile_path(t)[0], t) for t in templates]
@@ -88,3 +92,7 @@ class RouteTemplates:
             if pattern.match(path):
                 return template
         return "unmatched"
+
+    def methods(self, path: str) -> frozenset[str]:
+        template = self.template(path)  # builds the table on first use
+        return self._methods.get(template, frozenset())

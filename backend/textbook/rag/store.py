@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from textbook.core.config import Settings
-from textbook.core.readiness import Component
+from textbook.core.readiness import Component, failure_cause
 from textbook.rag.chunking import Chunk, chunk_chapter
 from textbook.rag.content import load_book
 from textbook.rag.embeddings import Embedder, EmbeddingError, make_embedder
@@ -177,6 +177,11 @@ class ChunkStore(ABC):
 
     @abstractmethod
     def _close(self) -> None: ...
+
+    def _stats(self) -> tuple[Layout, int] | None:
+        """The layout and point count (None: no collection); engines may do it in one call."""
+        layout = self._read_layout()
+        return (layout, self._count()) if layout else None
 
     # --- collection ----------------------------------------------------------------------
 
@@ -388,13 +393,13 @@ class ChunkStore(ABC):
         """(True, detail) when Qdrant answers and the collection holds chunks."""
         try:
             with self._guard:
-                layout = self._read_layout()
-                self._layout = layout
-                points = self._count() if layout else 0
+                stats = self._stats()
+                self._layout = stats[0] if stats else None
         except Exception as exc:
             return False, f"qdrant unreachable: {type(exc).__name__}"
-        if layout is None:
+        if stats is None:
             return False, f"collection {self.collection!r} is missing: run `textbook ingest`"
+        layout, points = stats
         if points == 0:
             return False, f"collection {self.collection!r} is empty: run `textbook ingest`"
         mode = "hybrid" if self.embedder is not None and layout.dense_size else "bm25"
@@ -449,5 +454,5 @@ def check_store(store: Store | None) -> Component:
     try:
         ok, detail = store.ready()
     except Exception as exc:
-        return Component(False, f"unreachable: {type(exc).__name__}: {str(exc)[:200]}")
+        return Component(False, "unreachable", failure_cause(exc))
     return Component(ok, detail)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from textbook.core.config import Settings
 from textbook.rag.sparse import SparseVec
@@ -62,17 +63,27 @@ class ServerStore(ChunkStore):
         )
 
     def _read_layout(self) -> Layout | None:
-        if not self.client.collection_exists(self.collection):
-            return None
-        params = self.client.get_collection(self.collection).config.params
+        stats = self._stats()
+        return stats[0] if stats else None
+
+    def _stats(self) -> tuple[Layout, int] | None:
+        # One request: the collection's vectors and its (approximate) point count.
+        try:
+            info = self.client.get_collection(self.collection)
+        except UnexpectedResponse as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        params = info.config.params
         sparse = params.sparse_vectors or {}
         bm25 = sparse.get(SPARSE_VECTOR)
         vectors = params.vectors
         dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
-        return Layout(
+        layout = Layout(
             sparse_ok=bm25 is not None and bm25.modifier == models.Modifier.IDF,
             dense_size=dense.size if dense is not None else None,
         )
+        return layout, int(info.points_count or 0)
 
     def _create(self, dense_size: int | None) -> None:
         vectors = (

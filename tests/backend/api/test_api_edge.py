@@ -212,7 +212,11 @@ def test_one_json_access_line_per_request(
 
 
 def test_cors_allows_only_configured_origins(make_client: ClientFactory, sqlite_url: str) -> None:
-    client = make_client(database_url=sqlite_url, cors_origins="https://book.example.org")
+    client = make_client(
+        database_url=sqlite_url,
+        cors_origins="https://book.example.org",
+        trusted_proxies="testclient",
+    )
     preflight = {
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization,content-type",
@@ -228,7 +232,7 @@ def test_cors_allows_only_configured_origins(make_client: ClientFactory, sqlite_
     # a request id too (and an access line and metrics).
     assert len(ok.headers["x-request-id"]) == 32
     assert evil.headers["x-request-id"] != ok.headers["x-request-id"]
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}).text
     assert 'method="OPTIONS",route="/api/v1/chat",status="200"} 1.0' in metrics
 
 
@@ -269,3 +273,25 @@ def test_the_signed_in_user_is_named_in_the_access_line(
         ("/api/v1/users/me", me["id"]),
         ("/health", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/health", "GET, HEAD"),
+        ("/api/v1/health", "GET, HEAD"),
+        ("/api/v1/chapters", "GET"),
+        ("/api/v1/auth/login", "POST"),
+        # Two routes share this path, one per method: Allow names both.
+        ("/api/v1/chat/sessions/6f1d9a52-0c4b-4f3e-9d8a-5b7c2e1f0a90", "DELETE, GET"),
+    ],
+)
+@pytest.mark.parametrize("method", ["TRACE", "PATCH", "PUT", "CONNECT", "FOO"])
+def test_unsupported_methods_are_405_with_allow(
+    make_client: ClientFactory, sqlite_url: str, path: str, allowed: str, method: str
+) -> None:
+    client = make_client(database_url=sqlite_url)
+    response = client.request(method, path)
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allowed
+    assert response.json() == {"detail": "Method Not Allowed"}

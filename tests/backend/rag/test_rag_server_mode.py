@@ -70,3 +70,37 @@ def test_hybrid_ingest_and_search_over_rest(server_store: ServerStore, chapters_
     third = server_store.ingest(chapters_dir)
     assert third.deleted == 2 and third.added == 0  # "Services" and the repeated section
     assert server_store.count() == first.chunks - 2
+
+
+class CountingClient:
+    """The store's QdrantClient, recording the name of each method called (each a request)."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_readiness_is_one_request(server_store: ServerStore, chapters_dir: Path) -> None:
+    counting = CountingClient(server_store.client)
+    server_store.client = counting  # type: ignore[assignment]
+    assert server_store.ready() == (
+        False,
+        "collection 'rag_test_readiness_is_one_request' is missing: run `textbook ingest`",
+    )
+    assert counting.calls == ["get_collection"]
+    server_store.ingest(chapters_dir)
+    counting.calls.clear()
+    ok, detail = server_store.ready()
+    assert ok and "hybrid" in detail, detail
+    assert counting.calls == ["get_collection"]

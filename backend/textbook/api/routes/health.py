@@ -6,19 +6,11 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from textbook.api.errors import RETRY_AFTER_SECONDS
 from textbook.api.schemas import ComponentStatus, HealthResponse
-from textbook.core.readiness import Component, check_database
-from textbook.rag.store import Store, check_store
+from textbook.core.readiness import Readiness
 
 router = APIRouter(tags=["health"])
-
-
-def check_all(request: Request) -> dict[str, Component]:
-    store: Store | None = getattr(request.app.state, "store", None)
-    return {
-        "database": check_database(request.app.state.engine),
-        "vector_store": check_store(store),
-    }
 
 
 @router.get(
@@ -28,14 +20,29 @@ def check_all(request: Request) -> dict[str, Component]:
     responses={503: {"model": HealthResponse, "description": "Not ready"}},
 )
 async def readiness(request: Request) -> JSONResponse:
-    """200 when the database is at the migration head and the collection exists, else 503."""
-    components = await run_in_threadpool(check_all, request)
+    """200 when the database is at the migration head and the collection exists, else 503
+    with Retry-After. Checked at most once a second; details that name addresses or quote
+    drivers go to the log, not here."""
+    checker: Readiness = request.app.state.readiness
+    components = await run_in_threadpool(checker.components)
     ok = all(c.ok for c in components.values())
     body = HealthResponse(
         status="ok" if ok else "unavailable",
         components={k: ComponentStatus(ok=c.ok, detail=c.detail) for k, c in components.items()},
     )
+    if ok:
+        return JSONResponse(body.model_dump())
     return JSONResponse(
         body.model_dump(),
-        status_code=status.HTTP_200_OK if ok else status.HTTP_503_SERVICE_UNAVAILABLE,
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+router.add_api_route(
+    "/health",
+    readiness,
+    methods=["HEAD"],
+    summary="Readiness, for monitors (the GET's status and headers)",
+    responses={503: {"description": "Not ready"}},
+)
