@@ -94,7 +94,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     async def liveness() -> dict[str, str]:  # async: no thread-pool hop for a constant
         return {"status": "ok"}
 
-    app.add_api_route("/health", liveness, methods=["HEAD"], summary="Liveness, for monitors")
+    app.add_api_route(
+        "/health",
+        liveness,
+        methods=["HEAD"],
+        tags=["health"],
+        summary="Liveness, for monitors",
+        operation_id="livenessHead",
+    )
 
     @app.get(
         "/metrics",

@@ -43,6 +43,7 @@ router.add_api_route(
     "/health",
     readiness,
     methods=["HEAD"],
+    operation_id="readinessHead",
     summary="Readiness, for monitors (the GET's status and headers)",
     responses={503: {"description": "Not ready"}},
 )
