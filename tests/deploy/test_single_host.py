@@ -1,30 +1,23 @@
 """Full-stack: deploy.yml onto one lab host holding every group.
 
 The host, its domain, inventory and lab secrets are this run's own (labdeploy.SINGLE), never
-`make up`'s. One converge, many checks; runs beside test_four_hosts.py (make test-deploy).
+`make up`'s. One converge, many checks; runs beside test_four_hosts.py (make test-deploy). The
+host is the session fixture `single` (conftest.py): test_backup_restore.py reuses it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
 from labdeploy import SINGLE as TOPOLOGY
-from labdeploy import changed, deploy, docker_exec, lab_hosts, playbook, recap, snapshot_sources
+from labdeploy import changed, deploy, docker_exec, playbook, recap, snapshot_sources
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 SINGLE = TOPOLOGY.inventory
-
-
-@pytest.fixture(scope="module")
-def single(sources: Path) -> Iterator[str]:
-    for _ in lab_hosts(TOPOLOGY):
-        deploy(SINGLE, sources)
-        yield TOPOLOGY.host("single")
 
 
 def test_https_certificate_from_pebble_and_health(single: str) -> None:
