@@ -12,6 +12,8 @@ with the settings in /etc/textbook-backup/config.json (the role renders it; mode
     textbook-backup restore SET|latest   verify, then replace the database and the collections
                                          (the backend must be stopped: playbooks/restore.yml)
     textbook-backup list | status        sets on disk / the status file
+    textbook-backup offsite-list         sets in the offsite restic repository
+    textbook-backup fetch SET|latest     an offsite set copied back to disk (a fresh host)
 
 A set is <backup_dir>/<UTC time>[-<reason>]/; it is written under a .partial name and renamed
 when complete, so a set that exists is whole. Every failure exits non-zero, writes an
@@ -90,6 +92,10 @@ class Settings:
         self.min_free_mb = int(data.get("min_free_mb", 0))
         self.release_link = Path(data.get("release_link", "/opt/textbook/current"))
         self.release_id = str(data.get("release_id", ""))
+        offsite = data.get("offsite") or {}
+        self.offsite_repository = str(offsite.get("repository", ""))
+        self.offsite_password = str(offsite.get("password", ""))
+        self.offsite_env = {str(k): str(v) for k, v in (offsite.get("env") or {}).items()}
 
 
 def load_settings() -> Settings:
@@ -459,13 +465,129 @@ def restore(settings: Settings, name: str) -> dict[str, Any]:
     return {"set": path.name, "rows": rows, "points": points, "release": manifest["release"]}
 
 
+# --- offsite copies (restic) ---------------------------------------------------------------
+RESTIC_TAG = "textbook-backup"
+RESTIC_HOST = "textbook"  # one group for `forget`, whichever db host wrote the set
+
+
+def restic_env(settings: Settings) -> dict[str, str]:
+    """The repository and its password in the environment (never on a command line), plus the
+    repository's own variables (S3 keys, ...)."""
+    if not settings.offsite_repository:
+        raise BackupError("no offsite repository configured (backup_offsite_repository)")
+    return {
+        **os.environ,
+        **settings.offsite_env,
+        "RESTIC_REPOSITORY": settings.offsite_repository,
+        "RESTIC_PASSWORD": settings.offsite_password,
+    }
+
+
+def restic(settings: Settings, *args: str, what: str = "restic", cwd: Path | None = None) -> str:
+    return run(["restic", "--no-cache", *args], what, env=restic_env(settings), cwd=cwd).stdout
+
+
+def offsite_push(settings: Settings, path: Path) -> dict[str, Any]:
+    """The set copied into the restic repository (initialised on first use), tagged with its
+    name; then the repository's retention, the same counts as the local one."""
+    env_check = subprocess.run(
+        ["restic", "--no-cache", "cat", "config"],
+        env=restic_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if env_check.returncode != 0:
+        restic(settings, "init", what="restic init (offsite repository)")
+    restic(
+        settings,
+        "backup",
+        "--host",
+        RESTIC_HOST,
+        "--tag",
+        RESTIC_TAG,
+        "--tag",
+        f"set={path.name}",
+        path.name,
+        what="restic backup (offsite copy)",
+        cwd=settings.dir,
+    )
+    keep = [f"--keep-{name}={count}" for name, count in settings.keep.items() if count > 0]
+    if keep:
+        restic(
+            settings,
+            "forget",
+            "--host",
+            RESTIC_HOST,
+            "--tag",
+            RESTIC_TAG,
+            "--group-by",
+            "host",
+            "--prune",
+            *keep,
+            what="restic forget (offsite retention)",
+        )
+    return {
+        "repository": settings.offsite_repository.split("@")[-1],
+        "sets": offsite_sets(settings),
+    }
+
+
+def offsite_snapshots(settings: Settings) -> dict[str, str]:
+    """Offsite set name -> restic snapshot id."""
+    out = restic(settings, "snapshots", "--json", "--tag", RESTIC_TAG, what="restic snapshots")
+    found = {}
+    for snapshot in json.loads(out or "[]"):
+        for tag in snapshot.get("tags") or []:
+            if tag.startswith("set="):
+                found[tag[4:]] = snapshot["id"]
+    return dict(sorted(found.items()))
+
+
+def offsite_sets(settings: Settings) -> list[str]:
+    return list(offsite_snapshots(settings))
+
+
+def fetch(settings: Settings, name: str) -> Path:
+    """An offsite set copied back into backup_dir (e.g. on a fresh host), then verified."""
+    snapshots = offsite_snapshots(settings)
+    regular = [n for n in snapshots if "-" not in n]
+    if name == "latest":
+        if not regular:
+            raise BackupError(f"no backup set in {settings.offsite_repository.split('@')[-1]}")
+        name = regular[-1]
+    if name not in snapshots:
+        raise BackupError(f"no offsite set {name!r} (offsite sets: {', '.join(snapshots)})")
+    final = settings.dir / name
+    if (final / "manifest.json").is_file():
+        verify(final)
+        return final
+    settings.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = settings.dir / f".partial-fetch-{name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        restic(
+            settings, "restore", snapshots[name], "--target", str(staging), what="restic restore"
+        )
+        found = [m.parent for m in staging.rglob("manifest.json") if m.parent.name == name]
+        if len(found) != 1:
+            raise BackupError(f"offsite snapshot of {name} holds no set {name}")
+        found[0].rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    verify(final)
+    return final
+
+
 # --- commands -----------------------------------------------------------------------------
 def command_backup(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     path = backup(settings, args.reason)
     manifest = json.loads((path / "manifest.json").read_text())
     pruned = prune(settings, keep_also=path)
+    offsite = offsite_push(settings, path) if settings.offsite_repository else None
     return {
+        "offsite": offsite,
         "set": path.name,
         "bytes": file_size(path),
         "rows": manifest["rows"],
@@ -488,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     run_verify = sub.add_parser("verify", help="check a set's files against its manifest")
     run_verify.add_argument("set", nargs="?", default="latest")
     sub.add_parser("list", help="the sets on disk, oldest first")
+    sub.add_parser("offsite-list", help="the sets in the offsite repository, oldest first")
+    run_fetch = sub.add_parser("fetch", help="copy a set from the offsite repository to disk")
+    run_fetch.add_argument("set", nargs="?", default="latest")
     sub.add_parser("status", help="the status file")
     args = parser.parse_args(argv)
     if args.command == "backup" and args.reason and not args.reason.isalnum():
@@ -511,6 +636,10 @@ def main(argv: list[str] | None = None) -> int:
             result = {"set": path.name, "files": verify(path)["files"]}
         elif args.command == "list":
             result = {"sets": [s.name for s in list_sets(settings)]}
+        elif args.command == "offsite-list":
+            result = {"sets": offsite_sets(settings)}
+        elif args.command == "fetch":
+            result = {"set": fetch(settings, args.set).name}
         else:
             result = read_status(settings)
     except (BackupError, OSError, subprocess.SubprocessError) as exc:
