@@ -10,6 +10,7 @@ counts, table checksums, point counts and payloads.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 import smoke
-from labdeploy import ENV, ROOT, docker_exec, playbook
+from labdeploy import ENV, ROOT, Topology, docker_exec, lab_hosts, playbook
 from labdeploy import SINGLE as TOPOLOGY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -36,8 +37,13 @@ def helper(host: str, *args: str) -> str:
     """backup_host_helper.py run on the host."""
     return subprocess.run(
         ["docker", "exec", "-i", host, "python3", "-", *args],
-        input=HELPER, env=ENV, text=True, capture_output=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
+        input=HELPER,
+        env=ENV,
+        text=True,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
 
 
 def digest(host: str) -> dict[str, Any]:
@@ -118,8 +124,12 @@ def test_restore_drill_brings_back_identical_data(host: str) -> None:
     # Restore in the background; meanwhile Nginx answers 503 with Retry-After and JSON.
     restore = subprocess.Popen(
         ["ansible-playbook", "-i", SINGLE, "playbooks/restore.yml", "-e", f"restore_set={chosen}"],
-        cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     maintenance: tuple[int, dict[str, str], bytes] | None = None
     while restore.poll() is None:
         answer = stack.request("GET", "/api/v1/health")
@@ -148,8 +158,11 @@ def test_restore_refuses_a_set_whose_checksum_differs_before_touching_anything(h
     sets_before = sets(host)
     sh(host, f"cp -a /var/backups/textbook/{good} /var/backups/textbook/{bad}")
     try:
-        sh(host, f"printf x | dd of=/var/backups/textbook/{bad}/postgresql.dump bs=1 seek=100 "
-                 "conv=notrunc status=none")  # fmt: skip
+        sh(
+            host,
+            f"printf x | dd of=/var/backups/textbook/{bad}/postgresql.dump bs=1 seek=100 "
+            "conv=notrunc status=none",
+        )
         result = playbook(
             "-i", SINGLE, "playbooks/restore.yml", "-e", f"restore_set={bad}", check=False
         )
@@ -167,7 +180,7 @@ def test_weekly_restore_test_restores_compares_and_drops_its_scratch_copies(host
     sh(
         host,
         f"TEXTBOOK_BACKUP_STDIO_JOURNAL=1 systemd-cat -t textbook-backup {PROGRAM} restore-test",
-    )  # fmt: skip (the command line of the cron entry)
+    )  # the command line of the cron entry
     record = status(host)["last_restore_test"]
     assert record["ok"] and record["set"] == latest, record
     manifest = json.loads(sh(host, f"cat /var/backups/textbook/{latest}/manifest.json").stdout)
@@ -219,11 +232,78 @@ def test_status_table_reports_every_part_and_fails_when_one_is_unhealthy(host: s
         "| 200 |",
         "| ok",
     ):
-        assert part in row, row  # fmt: skip
+        assert part in row, row
     assert "every host is healthy" in result.stdout
     stale = playbook(
-        "-i", SINGLE, "playbooks/status.yml", "-e", "status_min_certificate_days=1000",
+        "-i",
+        SINGLE,
+        "playbooks/status.yml",
+        "-e",
+        "status_min_certificate_days=1000",
         check=False,
-    )  # fmt: skip
+    )
     assert stale.returncode != 0
     assert f"unhealthy: {host}" in stale.stdout and "certificate days" in stale.stdout
+
+
+OFFSITE = Topology(
+    "offsite",
+    images={"offsite": "textbook-lab/debian:12"},
+    groups={"offsite": ["offsite"]},
+    proxy="offsite",
+)
+
+
+@pytest.fixture(scope="module")
+def offsite(host: str) -> Iterator[str]:
+    """A fifth lab host: an SFTP target with a user of its own for the restic repository."""
+    for _ in lab_hosts(OFFSITE):
+        target = OFFSITE.host("offsite")
+        sh(
+            target,
+            "systemctl is-system-running --wait >/dev/null; useradd -m restic && "
+            "install -d -o restic -m 0700 /srv/restic && systemctl is-active ssh",
+        )
+        yield target
+
+
+def test_offsite_copy_is_encrypted_and_restores_after_local_sets_are_lost(
+    host: str, offsite: str, tmp_path: Path
+) -> None:
+    secrets_file = tmp_path / "offsite.json"  # a throwaway password, kept off command lines
+    secrets_file.write_text(
+        json.dumps(
+            {
+                "backup_offsite_repository": f"sftp:restic@{offsite}:/srv/restic/textbook",
+                "backup_offsite_password": secrets.token_urlsafe(24),
+            }
+        )
+    )
+    converge_backup("-e", f"@{secrets_file}")
+    public_key = sh(host, "cat /root/.ssh/id_textbook_backup.pub").stdout.strip()
+    sh(
+        offsite,
+        f"install -d -o restic -m 0700 ~restic/.ssh && echo '{public_key}' "
+        ">> ~restic/.ssh/authorized_keys && chown restic ~restic/.ssh/authorized_keys",
+    )
+    before = digest(host)
+    email = sh(
+        host, "runuser -u postgres -- psql -X -At -d textbook -c 'SELECT email FROM users LIMIT 1'"
+    ).stdout.strip()
+    result = playbook("-i", SINGLE, "playbooks/backup.yml")
+    pushed = status(host)["last_backup"]
+    assert pushed["ok"] and pushed["offsite"]["sets"][-1] == pushed["set"], pushed
+    assert "'offsite'" in result.stdout
+    # The repository holds no plaintext: neither the user's email nor a chapter's text.
+    assert email and sh(offsite, f"grep -rlF '{email}' /srv/restic", check=False).stdout == ""
+    assert sh(offsite, "grep -rlF 'ROS 2' /srv/restic", check=False).stdout == ""
+
+    # Local sets lost, data destroyed: the offsite copy brings everything back.
+    sh(host, "rm -rf /var/backups/textbook/*")
+    tables = ", ".join(f'public."{t}"' for t in before["rows"] if t != "alembic_version")
+    sh(host, f"runuser -u postgres -- psql -X -q -d textbook -c 'TRUNCATE {tables} CASCADE'")
+    helper(host, "drop-collections")
+    restored = playbook("-i", SINGLE, "playbooks/restore.yml", "-e", "restore_from=offsite")
+    assert pushed["set"] in restored.stdout
+    assert digest(host) == before
+    assert smoke.stack_for(host).request("GET", "/api/v1/health")[0] == 200

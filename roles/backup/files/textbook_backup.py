@@ -585,7 +585,10 @@ def command_backup(settings: Settings, args: argparse.Namespace) -> dict[str, An
     path = backup(settings, args.reason)
     manifest = json.loads((path / "manifest.json").read_text())
     pruned = prune(settings, keep_also=path)
-    offsite = offsite_push(settings, path) if settings.offsite_repository else None
+    # Safety sets (a reason) stay local: offsite retention counts regular sets only.
+    offsite = (
+        offsite_push(settings, path) if settings.offsite_repository and not args.reason else None
+    )
     return {
         "offsite": offsite,
         "set": path.name,
