@@ -246,8 +246,7 @@ def qdrant(
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             if save_to is not None:
-                with save_to.open("wb") as out:
-                    shutil.copyfileobj(response, out, 1 << 20)
+                save(response, save_to)
                 return None
             return json.loads(response.read() or b"null").get("result")
     except urllib.error.HTTPError as exc:
@@ -255,6 +254,15 @@ def qdrant(
         raise BackupError(f"Qdrant {method} {path}: HTTP {exc.code} {detail}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise BackupError(f"Qdrant {method} {url} unreachable: {exc}") from exc
+
+
+def save(response: Any, target: Path) -> None:
+    """A download written to `target`; a write error (a full disk) is the target's fault."""
+    try:
+        with target.open("wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except OSError as exc:
+        raise BackupError(f"cannot write {target}: {exc}") from exc
 
 
 def collections(settings: Settings) -> list[str]:
