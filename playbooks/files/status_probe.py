@@ -5,7 +5,8 @@
 
 Settings: services (unit names), release_link, health (unix socket path or host:port, and
 path), certificate (PEM path), backup_status (the backup program's status file), disk (path),
-limits (the thresholds of status.yml). The output names what is unhealthy under "problems".
+limits (the thresholds of status.yml). The output names what is unhealthy under "problems"
+and holds the host's table cells under "row".
 Python standard library only (3.10+), so it runs on every supported host.
 """
 
@@ -85,8 +86,9 @@ def too_old(hours: float | None, limit: float) -> bool:
     return hours is None or hours > limit
 
 
-def problems(report: dict[str, Any], limits: dict[str, float]) -> list[str]:
+def problems(report: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """What is unhealthy, in words; empty when all is well."""
+    limits = {name: float(value) for name, value in given.items()}
     found = [f"{unit} {state}" for unit, state in report["services"].items() if state != "active"]
     if "readiness" in report and report["readiness"] != 200:
         found.append(f"readiness {report['readiness']}")
@@ -98,14 +100,35 @@ def problems(report: dict[str, Any], limits: dict[str, float]) -> list[str]:
         if report["backup_last_failed"]:
             found.append("last backup failed")
         if too_old(report["backup_age_hours"], limits["max_backup_age_hours"]):
-            found.append(f"last good backup {report['backup_age_hours']} h ago")
+            found.append(f"last good backup: {report['backup_age_hours'] or 'none'} h ago")
         if report["restore_test_last_failed"]:
             found.append("last restore test failed")
         if too_old(report["restore_test_age_hours"], limits["max_restore_test_age_hours"]):
-            found.append(f"last good restore test {report['restore_test_age_hours']} h ago")
+            found.append(
+                f"last good restore test: {report['restore_test_age_hours'] or 'none'} h ago"
+            )
     if report["disk_free_percent"] < limits["min_disk_free_percent"]:
         found.append(f"disk {report['disk_free_percent']}% free")
     return found
+
+
+def row(report: dict[str, Any]) -> list[Any]:
+    """The host's cells of status.yml's table (after the host's name)."""
+
+    def cell(key: str) -> Any:
+        value = report.get(key)
+        return "-" if value is None else value
+
+    return [
+        " ".join(f"{unit}={state}" for unit, state in report["services"].items()),
+        cell("release"),
+        cell("readiness"),
+        cell("certificate_days"),
+        cell("backup_age_hours"),
+        cell("restore_test_age_hours"),
+        f"{report['disk_free_percent']}% ({report['disk_free_gib']} GiB)",
+        ", ".join(report["problems"]) or "ok",
+    ]
 
 
 def main() -> int:
@@ -134,6 +157,7 @@ def main() -> int:
     report["disk_free_percent"] = round(100 * usage.free / usage.total, 1)
     report["disk_free_gib"] = round(usage.free / (1 << 30), 1)
     report["problems"] = problems(report, settings["limits"])
+    report["row"] = [str(cell) for cell in row(report)]
     print(json.dumps(report))
     return 0
 
