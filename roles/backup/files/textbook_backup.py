@@ -26,6 +26,7 @@ error-priority journal line and is recorded in the status file. Python standard 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -43,6 +44,7 @@ from typing import Any
 CONFIG = Path(os.environ.get("TEXTBOOK_BACKUP_CONFIG", "/etc/textbook-backup/config.json"))
 TAG = "textbook-backup"
 PRIORITIES = {"err": 3, "info": 6}
+LOCKS: list[Any] = []  # open lock files, held until exit
 STAMP = "%Y%m%dT%H%M%SZ"
 # Retention buckets: a set is kept when it is the newest of one of the last N hours/days/...
 BUCKETS = {"hourly": "%Y%m%d%H", "daily": "%Y%m%d", "weekly": "%G%V", "monthly": "%Y%m"}
@@ -610,6 +612,15 @@ def command_backup(settings: Settings, args: argparse.Namespace) -> dict[str, An
     }
 
 
+def hold_lock(settings: Settings) -> None:
+    """One writer at a time (a scheduled run and an on-demand one wait for each other): an
+    exclusive lock on <backup_dir>/.lock, held until the process ends."""
+    settings.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = (settings.dir / ".lock").open("w")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    LOCKS.append(handle)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="textbook-backup", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -636,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     started = now()
     try:
         settings = load_settings()
+        if status_key or args.command == "fetch":
+            hold_lock(settings)
         if args.command == "backup":
             result = command_backup(settings, args)
         elif args.command == "restore-test":
