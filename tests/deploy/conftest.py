@@ -1,4 +1,5 @@
-"""Fixtures of the full-stack tests: one snapshot of the backend's sources per session."""
+"""Fixtures of the full-stack tests: one snapshot of the backend's sources per session, and the
+single-host deploy shared by test_single_host.py and test_backup_restore.py."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labdeploy import snapshot_sources
+from labdeploy import SINGLE, deploy, lab_hosts, snapshot_sources
 
 
 @pytest.fixture(scope="session")
 def sources() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="textbook-src-") as tmp:
         yield snapshot_sources(Path(tmp) / "src")
+
+
+@pytest.fixture(scope="session")
+def single(sources: Path) -> Iterator[str]:
+    """deploy.yml converged once on the run's single host (every group on one host)."""
+    for _ in lab_hosts(SINGLE):
+        deploy(SINGLE.inventory, sources)
+        yield SINGLE.host("single")

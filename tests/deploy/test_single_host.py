@@ -1,7 +1,8 @@
 """Full-stack: deploy.yml onto one lab host holding every group.
 
 The host, its domain, inventory and lab secrets are this run's own (labdeploy.SINGLE), never
-`make up`'s. One converge, many checks; runs beside test_four_hosts.py (make test-deploy).
+`make up`'s. One converge, many checks; runs beside test_four_hosts.py (make test-deploy). The
+host is the session fixture `single` (conftest.py): test_backup_restore.py reuses it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,6 @@ from labdeploy import (
     changed,
     deploy,
     docker_exec,
-    lab_hosts,
     playbook,
     recap,
     snapshot_sources,
@@ -37,13 +36,6 @@ from textbook.client import StreamDone, StreamStart, StreamToken
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 SINGLE = TOPOLOGY.inventory
-
-
-@pytest.fixture(scope="module")
-def single(sources: Path) -> Iterator[str]:
-    for _ in lab_hosts(TOPOLOGY):
-        deploy(SINGLE, sources)
-        yield TOPOLOGY.host("single")
 
 
 def test_https_certificate_from_pebble_and_health(single: str) -> None:
