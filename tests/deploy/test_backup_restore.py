@@ -65,7 +65,9 @@ def converge_backup(*extra: str) -> None:
 
 @pytest.fixture(scope="module")
 def host(single: str) -> Iterator[str]:
-    """The single host with data of every kind: a user with a conversation, ingested chunks."""
+    """The single host with data of every kind: a user with a conversation, ingested chunks.
+    A failed deploy of an earlier module keeps its deploy lock (docs/deploy.md): removed here."""
+    docker_exec(single, "rm", "-f", "/run/lock/textbook-deploy.lock")
     smoke.ask_sample_question(smoke.stack_for(single))
     yield single
 
