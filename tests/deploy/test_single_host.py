@@ -203,8 +203,11 @@ def test_release_failing_its_health_gate_leaves_previous_release_serving(
 
 
 def test_e2e_tls_is_mozilla_intermediate_with_hsts(single: str) -> None:
+    """Pebble (the lab's Let's Encrypt) issues 5-year certificates, Let's Encrypt 90-day ones:
+    the lifespan item is the one deviation the lab may show, every other item must pass."""
     result = e2e.tls_scan(smoke.stack_for(single))
-    assert result["mozilla_intermediate_compliant"], result["compliance_report"]
+    issues = [i for i in result["compliance_report"] if "maximum_certificate_lifespan" not in i]
+    assert issues == [], result["compliance_report"]
     assert result["protocols_accepted"] == {
         "ssl_2_0": False,
         "ssl_3_0": False,
