@@ -26,5 +26,21 @@ down: ## remove the lab host of `make up`
 # Both topologies on hosts of this run's own, side by side, beside a `make up` host (made with an
 # extra release when there is none, then removed; a user's own is left as found), which must
 # survive the run and its cleanup (tests/deploy/run; logs in .cache/test-deploy).
-test-deploy: lab venv qdrant-artifact ## full stack on 1 and 4 lab hosts of its own (HTTPS, Q&A, idempotence, bad input); a `make up` host survives it
+test-deploy: lab venv qdrant-artifact e2e-tools ## full stack on 1 and 4 lab hosts of its own (HTTPS, Q&A, idempotence, bad input); a `make up` host survives it
 	@$(DEPLOY_ENV) tests/deploy/run
+
+# `make e2e`: the single-host measurements of tests/deploy/e2e.py (TLS scan with sslyze against
+# Mozilla intermediate + HSTS, systemd-analyze security of every listening unit, Lynis, fault
+# drills under CountingLoad) on a lab host of its own; JSON under reports/e2e/. The same checks
+# run in `make test-deploy` (test_single_host.py). sslyze pins its own cryptography: own venv.
+E2E_VENV := $(ROOT)/.cache/e2e-venv
+.PHONY: e2e e2e-tools
+e2e-tools: $(E2E_VENV)/.installed
+$(E2E_VENV)/.installed: tests/deploy/e2e-requirements.txt
+	python3 -m venv $(E2E_VENV) && $(E2E_VENV)/bin/pip install -q -r $< && touch $@
+
+e2e: lab venv qdrant-artifact e2e-tools ## deploy.yml on a lab host of its own, then TLS scan, unit exposure, Lynis, fault drills (JSON under reports/e2e/)
+	@export TEXTBOOK_TEST_RUN=$${TEXTBOOK_TEST_RUN:-e2e$$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')}; rc=0; \
+	$(DEPLOY_ENV) pytest -p no:cacheprovider --timeout=2400 -v -s -k e2e tests/deploy/test_single_host.py || rc=$$?; \
+	$(DEPLOY_ENV) lab/bin/clean-tests --run "$$TEXTBOOK_TEST_RUN" || true; \
+	echo "== e2e: reports in reports/e2e/"; exit $$rc

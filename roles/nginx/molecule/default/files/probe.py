@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """HTTP behaviour of the nginx site, measured from the nginx host itself.
 
-Usage: probe.py SERVER_NAME [HTTP_PORT HTTPS_PORT [CONCURRENT]].
+Usage: probe.py SERVER_NAME CLASSROOM ABUSE BURST
+  CLASSROOM: parallel requests from one address that must all be served (a class behind NAT)
+  ABUSE: parallel slow requests from one address, more than nginx_conn_limit_per_ip
+  BURST: nginx_rate_limit_burst (the quick series sends 100 more than that)
 Prints one JSON object; verify.yml asserts on it.
 Connects to 127.0.0.1 with SNI/Host SERVER_NAME; certificate trust is not its business
 (verify.yml checks TLS with openssl s_client).
@@ -10,13 +13,13 @@ Connects to 127.0.0.1 with SNI/Host SERVER_NAME; certificate trust is not its bu
 import http.client
 import json
 import ssl
+import subprocess
 import sys
-import threading
 import time
 
 name = sys.argv[1]
-http_port = int(sys.argv[2]) if len(sys.argv) > 2 else 80
-https_port = int(sys.argv[3]) if len(sys.argv) > 3 else 443
+classroom, abuse, burst = (int(arg) for arg in sys.argv[2:5])
+http_port, https_port = 80, 443
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
@@ -30,8 +33,8 @@ class SNIConnection(http.client.HTTPSConnection):
         self.sock = ctx.wrap_socket(self.sock, server_hostname=name)
 
 
-def https() -> SNIConnection:
-    return SNIConnection("127.0.0.1", https_port, timeout=15)
+def https(source: str = "127.0.0.1") -> SNIConnection:
+    return SNIConnection("127.0.0.1", https_port, timeout=30, source_address=(source, 0))
 
 
 def get(
@@ -106,30 +109,52 @@ out["sse_total_s"] = round(time.monotonic() - start, 3)
 out["sse_last_event"] = rest.decode().strip().splitlines()[-1] if rest.strip() else ""
 conn.close()
 
-# Connection limit: more simultaneous slow requests than nginx_conn_limit_per_ip allows.
-time.sleep(2.5)  # let earlier requests' tokens refill
-concurrent: list[int] = []
+# Methods the site does not answer: 405 from nginx with an Allow header, on both ports.
+methods: dict[str, object] = {}
+for method in ("TRACE", "PROPFIND", "PUT", "OPTIONS"):
+    status, headers, _body = get(https(), "/echo", method=method)
+    hsts = headers.get("strict-transport-security", "")
+    methods[method] = [status, headers.get("allow", ""), hsts]
+status, headers, _body = get(plain(), "/", method="TRACE")
+methods["http TRACE"] = [status, headers.get("allow", ""), ""]
+out["methods"] = methods
+
+# /metrics: served to the monitoring address only (127.0.0.2 in molecule.yml), however spelled.
+out["metrics_statuses"] = {
+    f"{source} {path}": get(https(source), path)[0]
+    for source in ("127.0.0.1", "127.0.0.2")
+    for path in ("/metrics", "/metrics/", "/%6detrics?x=1", "//metrics")
+}
 
 
-def slow() -> None:
-    status, _hdrs, _body = get(https(), "/slow")
-    concurrent.append(status)
+def parallel(path: str, count: int, at_once: int) -> list[int]:
+    """COUNT requests from one address, AT_ONCE of them at the same time, over HTTP/2 (curl
+    multiplexes them; nginx's limit_conn counts each HTTP/2 request as a connection), as a
+    class of students' browsers behind one NAT address do."""
+    urls = [arg for _ in range(count) for arg in ("-o", "/dev/null", f"https://{name}{path}")]
+    curl = ["/usr/bin/curl", "-sk", "--http2", "--parallel", "--parallel-max", str(at_once)]
+    target = ["--resolve", f"{name}:{https_port}:127.0.0.1", "-w", "%{http_code}\n", *urls]
+    run = subprocess.run(  # noqa: S603 - fixed program, arguments from this script
+        curl + target, capture_output=True, text=True, check=False, timeout=120
+    )
+    return sorted(int(code) for code in run.stdout.split())
 
 
-parallel = int(sys.argv[4]) if len(sys.argv) > 4 else 10
-threads = [threading.Thread(target=slow) for _ in range(parallel)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-out["concurrent_statuses"] = sorted(concurrent)
+def drain(requests: int, rate: float) -> None:
+    """Wait until the limit zones have forgotten REQUESTS sent at once (they leak at RATE/s)."""
+    time.sleep(requests / rate + 1)
 
-# Rate limit: a quick series of requests on one keep-alive connection ends in 429s.
-time.sleep(2.5)  # let earlier requests' tokens refill
-statuses = []
-conn = https()
-for _ in range(60):
-    status, _hdrs, _body = get(conn, "/echo")
-    statuses.append(status)
-out["burst_statuses"] = statuses
+
+# A class of CLASSROOM students behind one NAT address, all at once during a backend pause
+# (/slow answers after 2 s): every page request and every chat question is served.
+drain(20, 5)
+out["classroom_statuses"] = parallel("/slow", classroom, classroom)
+out["classroom_chat_statuses"] = parallel("/api/v1/chat/stream", classroom, classroom)
+# One address with more requests in flight than nginx_conn_limit_per_ip: 429 from limit_conn.
+drain(2 * classroom, 5)
+out["concurrent_statuses"] = parallel("/slow?s=8", abuse, abuse)  # long: they all overlap
+# One address with more requests than the rate limit's burst: 429 from limit_req (below the
+# connection limit: 50 at a time).
+drain(abuse, 30)
+out["burst_statuses"] = parallel("/echo", burst + 100, 50)
 print(json.dumps(out))

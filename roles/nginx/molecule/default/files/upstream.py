@@ -2,8 +2,9 @@
 """Stand-in app server for the nginx scenario (not the textbook app).
 
 Listens on TCP and on a unix socket, like the two forms nginx_upstream_servers takes.
-GET /api/v1/chat... streams two server-sent events 2 s apart; /slow answers after 2 s;
-any other path answers JSON with the request headers it received and which listener served it.
+GET /api/v1/chat... streams two server-sent events 2 s apart; /slow answers after 2 s
+(/slow?s=N after N s); any other path answers JSON with the request headers it received and
+which listener served it.
 """
 
 import json
@@ -39,8 +40,8 @@ class Handler(BaseHTTPRequestHandler):
             self._chunk(b"data: last\n\n")
             self._chunk(b"")
             return
-        if self.path == "/slow":
-            time.sleep(STREAM_GAP_S)
+        if self.path.startswith("/slow"):  # /slow?s=SECONDS, 2 s by default
+            time.sleep(float(self.path.partition("?s=")[2] or STREAM_GAP_S))
         body = json.dumps(
             {
                 "path": self.path,
@@ -54,16 +55,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET
+    do_POST = do_OPTIONS = do_DELETE = do_GET
 
 
 class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 512  # verify sends hundreds of requests at once
+
+
+class TCPServer(ThreadingHTTPServer):
+    request_queue_size = 512
 
 
 def main() -> None:
     port, sock_path = int(sys.argv[1]), sys.argv[2]
-    tcp = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    tcp = TCPServer(("127.0.0.1", port), Handler)
     tcp.listener = "tcp"  # type: ignore[attr-defined]
     if os.path.exists(sock_path):
         os.unlink(sock_path)
