@@ -405,13 +405,3 @@ def test_e2e_fault_drill_recovers_by_itself(single: str, drill: str, command: st
         smoke.stack_for(single), drill, lambda: docker_exec(single, "bash", "-c", command)
     )
     assert result["seconds_until_healthy"] < 120, result
-
-
-def test_e2e_host_reboot_drill_recovers_by_itself(single: str) -> None:
-    """The lab's reboot: the container restarts and systemd boots it again."""
-    result = e2e.drill(
-        smoke.stack_for(single),
-        "host-reboot",
-        lambda: subprocess.run(["docker", "restart", single], env=ENV, check=True, timeout=300),
-    )
-    assert result["seconds_until_healthy"] < 240, result
