@@ -43,7 +43,7 @@ from functools import lru_cache
 from importlib.metadata import version
 from itertools import pairwise
 
-from qdrant_edge import Bm25, Bm25Config, DisabledStemmer, SparseVector, StopwordsSet
+from qdrant_edge import Bm25, Bm25Config, DisabledStemmer, StopwordsSet
 
 from textbook.core.config import Settings
 
@@ -82,10 +82,6 @@ class SparseVec:
 
     def __bool__(self) -> bool:
         return bool(self.indices)
-
-
-def _vec(vector: SparseVector) -> SparseVec:
-    return SparseVec(indices=list(vector.indices), values=[float(v) for v in vector.values])
 
 
 # Ids in the pair and heading index spaces: u32s like the library's own, mixed from the word
