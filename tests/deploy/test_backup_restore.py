@@ -123,6 +123,10 @@ def test_restore_drill_brings_back_identical_data(host: str) -> None:
     assert safety and safety[-1] in output
     safety_manifest = sh(host, f"cat /var/backups/textbook/{safety[-1]}/manifest.json").stdout
     assert json.loads(safety_manifest)["rows"]["users"] == 0  # what the restore overwrote
+    # It ran under the deploy lock, released at the end, and is on record.
+    audit = sh(host, "cat /var/log/textbook/audit.log").stdout
+    assert "action=restore event=start" in audit and "action=restore event=done" in audit, audit
+    assert sh(host, "test -e /run/lock/textbook-deploy.lock", check=False).returncode != 0
 
 
 def test_restore_refuses_a_set_whose_checksum_differs_before_touching_anything(host: str) -> None:
