@@ -49,10 +49,21 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        # The labelled children, looked up once per (method, route, status): `labels()` takes
+        # a lock and checks its arguments on every call (docs/bench.md). As bounded as the
+        # label sets themselves (route templates, never raw paths).
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

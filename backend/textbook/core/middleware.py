@@ -8,7 +8,6 @@ import re
 import secrets
 from time import perf_counter
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,8 +54,13 @@ class RequestMiddleware:
             return
         if self.unix_trusted and not scope.get("client"):
             scope["client"] = (UNIX_CLIENT, 0)
-        headers = Headers(scope=scope)
-        given = headers.get("x-request-id")
+        given = declared = None
+        # The first of each, as starlette's Headers.get, in one pass (cheaper: docs/bench.md).
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and given is None:
+                given = value.decode("latin-1")
+            elif name == b"content-length" and declared is None:
+                declared = value.decode("latin-1")
         request_id = given if given and REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
         token = request_id_var.set(request_id)
         started = perf_counter()
@@ -72,7 +76,6 @@ class RequestMiddleware:
                 ]
             await send(message)
 
-        declared = headers.get("content-length")
         try:
             if declared is not None and not declared.isdigit():
                 response = JSONResponse({"detail": "Invalid Content-Length header"}, 400)

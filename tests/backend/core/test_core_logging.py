@@ -7,10 +7,11 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from textbook.core.logging import configure_logging, request_id_var
+from textbook.core.logging import JsonFormatter, configure_logging, request_id_var
 
 
 @pytest.fixture
@@ -71,3 +72,21 @@ def test_server_logs_go_through_the_json_handler_and_its_access_log_is_off(
     assert [(line["logger"], line["message"]) for line in parsed(stream)] == [
         ("uvicorn.error", "worker booted")
     ]
+
+
+def test_exceptions_stacks_and_unusual_extras_are_fields_of_the_line(restore_root: None) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    log = logging.getLogger("textbook.test")
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        log.exception("failed", extra={"where": Path("/srv/x")})
+    [failed] = parsed(stream)
+    assert failed["message"] == "failed" and failed["where"] == "/srv/x"
+    assert "ZeroDivisionError: division by zero" in failed["exc_info"]
+    # configure_logging skips the caller lookup that fills stack_info; a record may carry one.
+    record = logging.LogRecord("textbook.test", logging.INFO, "", 0, "here", None, None)
+    record.stack_info = "Stack (most recent call last):\n  in f"
+    here = json.loads(JsonFormatter().format(record))
+    assert here["stack_info"] == record.stack_info and "exc_info" not in here
