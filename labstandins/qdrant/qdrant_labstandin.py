@@ -59,6 +59,8 @@ TITLE = (
 )
 # Qdrant answers these without an API key (probes must not need the secret).
 UNAUTHENTICATED_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz"})
+# Seconds requests on already open connections are still answered after SIGTERM.
+STOP_GRACE_SECONDS = 1.0
 # Operations a read-only API key may call (Qdrant: reads, searches, counts, snapshot listings).
 READ_ONLY_OPERATIONS = frozenset(
     {
@@ -885,7 +887,10 @@ def to_json(value: Json) -> Json:
 
 
 def make_handler(
-    standin: StandIn, api_key: str | None, read_only_api_key: str | None = None
+    standin: StandIn,
+    api_key: str | None,
+    read_only_api_key: str | None = None,
+    stopping: threading.Event | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     class QdrantRestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -899,6 +904,8 @@ def make_handler(
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            if stopping is not None and stopping.is_set():
+                self.close_connection = True  # a kept-alive client reconnects to the next process
             self.end_headers()
             self.wfile.write(data)
 
@@ -1024,11 +1031,17 @@ def main(argv: list[str] | None = None) -> int:
     snapshots_path = str(storage.get("snapshots_path", "./snapshots"))
 
     standin = StandIn(storage_path, snapshots_path)
-    server = ThreadingHTTPServer((host, port), make_handler(standin, api_key, read_only_api_key))
+    stopping = threading.Event()
+    handler = make_handler(standin, api_key, read_only_api_key, stopping)
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
 
+    # As Qdrant on SIGTERM: the listener closes at once (new connections are refused, so
+    # clients retry them against the next process) and requests on open connections are
+    # still answered for a moment, each closing its connection.
     def stop(signum: int, _frame: object) -> None:
         LOG.info("signal %d: shutting down", signum)
+        stopping.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -1041,9 +1054,11 @@ def main(argv: list[str] | None = None) -> int:
         "required" if api_key else "NOT required",
     )
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.05)
     finally:
         server.server_close()
+        if stopping.is_set():
+            time.sleep(STOP_GRACE_SECONDS)
         standin.close()
     return 0
 
