@@ -10,7 +10,8 @@ Request and response bodies are validated with qdrant-client's REST models.
 
 It is started exactly like the real binary (``qdrant --config-path /etc/qdrant/config.yaml``)
 and reads the same config keys: service.host, service.http_port, service.api_key,
-storage.storage_path, storage.snapshots_path. Snapshots (create, list, download, delete,
+service.read_only_api_key (reads only, as Qdrant's: what serves the backend during a key
+rotation), storage.storage_path, storage.snapshots_path. Snapshots (create, list, download, delete,
 recover from a file under the snapshots path, upload) are tar archives of the stand-in's own
 collection directory, taken after a flush under the collection's lock: they restore into the
 stand-in, not into a real Qdrant server. It has no gRPC port, no cluster mode (it refuses to
@@ -58,6 +59,25 @@ TITLE = (
 )
 # Qdrant answers these without an API key (probes must not need the secret).
 UNAUTHENTICATED_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz"})
+# Seconds requests on already open connections are still answered after SIGTERM.
+STOP_GRACE_SECONDS = 1.0
+# Operations a read-only API key may call (Qdrant: reads, searches, counts, snapshot listings).
+READ_ONLY_OPERATIONS = frozenset(
+    {
+        "root_info",
+        "list_collections",
+        "get_collection",
+        "collection_exists",
+        "retrieve",
+        "get_point",
+        "scroll",
+        "count",
+        "query",
+        "query_batch",
+        "list_snapshots",
+        "download_snapshot",
+    }
+)
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024 * 1024
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
@@ -866,7 +886,12 @@ def to_json(value: Json) -> Json:
     return value
 
 
-def make_handler(standin: StandIn, api_key: str | None) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    standin: StandIn,
+    api_key: str | None,
+    read_only_api_key: str | None = None,
+    stopping: threading.Event | None = None,
+) -> type[BaseHTTPRequestHandler]:
     class QdrantRestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "qdrant-labstandin"
@@ -879,10 +904,12 @@ def make_handler(standin: StandIn, api_key: str | None) -> type[BaseHTTPRequestH
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            if stopping is not None and stopping.is_set():
+                self.close_connection = True  # a kept-alive client reconnects to the next process
             self.end_headers()
             self.wfile.write(data)
 
-        def _authorized(self, path: str) -> None:
+        def _authorized(self, method: str, path: str) -> None:
             if api_key is None or path in UNAUTHENTICATED_PATHS:
                 return
             given = self.headers.get("api-key")
@@ -894,8 +921,15 @@ def make_handler(standin: StandIn, api_key: str | None) -> type[BaseHTTPRequestH
                     HTTPStatus.UNAUTHORIZED,
                     "Must provide an API key or an Authorization bearer token",
                 )
-            if not hmac.compare_digest(given.encode(), api_key.encode()):
-                raise ApiError(HTTPStatus.FORBIDDEN, "Invalid API key or JWT")
+            if hmac.compare_digest(given.encode(), api_key.encode()):
+                return
+            read_only = read_only_api_key or ""
+            if read_only and hmac.compare_digest(given.encode(), read_only.encode()):
+                handler, _ = standin.dispatch(method, path)
+                if getattr(handler, "__name__", "") in READ_ONLY_OPERATIONS:
+                    return
+                raise ApiError(HTTPStatus.FORBIDDEN, "Forbidden: read-only API key")
+            raise ApiError(HTTPStatus.FORBIDDEN, "Invalid API key or JWT")
 
         def _send_file(self, path: Path) -> None:
             self.send_response(HTTPStatus.OK)
@@ -920,7 +954,7 @@ def make_handler(standin: StandIn, api_key: str | None) -> type[BaseHTTPRequestH
                 raw = self.rfile.read(length) if length and not uploading else b""
                 if uploading:
                     self.close_connection = True  # until its body has been read
-                self._authorized(url.path)
+                self._authorized(self.command, url.path)
                 handler, params = standin.dispatch(self.command, url.path)
                 body = None
                 if uploading:
@@ -988,15 +1022,26 @@ def main(argv: list[str] | None = None) -> int:
     host = str(service.get("host", "0.0.0.0"))  # noqa: S104 - Qdrant's own default
     port = int(service.get("http_port", 6333))
     api_key = os.environ.get("QDRANT__SERVICE__API_KEY") or service.get("api_key") or None
+    read_only_api_key = (
+        os.environ.get("QDRANT__SERVICE__READ_ONLY_API_KEY")
+        or service.get("read_only_api_key")
+        or None
+    )
     storage_path = str(storage.get("storage_path", "./storage"))
     snapshots_path = str(storage.get("snapshots_path", "./snapshots"))
 
     standin = StandIn(storage_path, snapshots_path)
-    server = ThreadingHTTPServer((host, port), make_handler(standin, api_key))
+    stopping = threading.Event()
+    handler = make_handler(standin, api_key, read_only_api_key, stopping)
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
 
+    # As Qdrant on SIGTERM: the listener closes at once (new connections are refused, so
+    # clients retry them against the next process) and requests on open connections are
+    # still answered for a moment, each closing its connection.
     def stop(signum: int, _frame: object) -> None:
         LOG.info("signal %d: shutting down", signum)
+        stopping.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -1009,9 +1054,11 @@ def main(argv: list[str] | None = None) -> int:
         "required" if api_key else "NOT required",
     )
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.05)
     finally:
         server.server_close()
+        if stopping.is_set():
+            time.sleep(STOP_GRACE_SECONDS)
         standin.close()
     return 0
 

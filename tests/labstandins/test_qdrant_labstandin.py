@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 from qdrant_standin import free_port, start, wait_ready
 
 # plain HTTP on loopback, as on the lab network behind the private address
@@ -155,8 +156,6 @@ def test_speaks_qdrant_rest_to_qdrant_client(client: QdrantClient) -> None:
 
 
 def test_errors_use_qdrant_statuses(client: QdrantClient) -> None:
-    from qdrant_client.http.exceptions import UnexpectedResponse
-
     with pytest.raises(UnexpectedResponse) as missing:
         client.get_collection("nope")
     assert missing.value.status_code == 404
@@ -190,6 +189,41 @@ def test_api_key_is_enforced_except_on_probes(
     assert httpx.get(f"{url}/collections", headers={"api-key": API_KEY}).status_code == 200
     bearer = {"Authorization": f"Bearer {API_KEY}"}
     assert httpx.get(f"{url}/collections", headers=bearer).status_code == 200
+
+
+def test_a_read_only_api_key_reads_and_searches_but_never_writes(tmp_path: Path) -> None:
+    """Qdrant's service.read_only_api_key: the bridge of an API key rotation (rotate.yml)."""
+    port, read_only = free_port(), "read-only-key-not-a-secret-012345"
+    config = {
+        "service": {
+            "host": "127.0.0.1",
+            "http_port": port,
+            "api_key": API_KEY,
+            "read_only_api_key": read_only,
+        },
+        "storage": {"storage_path": str(tmp_path / "st"), "snapshots_path": str(tmp_path / "sn")},
+    }
+    proc = start(config, tmp_path / "config.yaml")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        full = QdrantClient(url=url, api_key=API_KEY, timeout=10, check_compatibility=False)
+        make_collection(full)
+        reader = QdrantClient(url=url, api_key=read_only, timeout=10, check_compatibility=False)
+        assert reader.collection_exists("chunks")
+        assert reader.count("chunks").count == 4
+        assert reader.query_points("chunks", query=dense(1), using="dense", limit=2).points
+        with pytest.raises(UnexpectedResponse) as refused:
+            reader.delete_collection("chunks")
+        assert refused.value.status_code == 403
+        assert full.count("chunks").count == 4
+        wrong = {"api-key": "not-either-key"}
+        assert httpx.get(f"{url}/collections", headers=wrong).status_code == 403
+        full.close()
+        reader.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_data_survives_a_restart(

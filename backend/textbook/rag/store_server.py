@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 SCROLL_PAGE = 4096
 SERVER_TIMEOUT_SECONDS = 10
+# Connection attempts retried (refused while Qdrant restarts: a config change, a key rotation),
+# with httpcore's backoff (0, 0.5, 1, 2, 4, 8 s): a restart of up to ~15 s fails no request.
+CONNECT_RETRIES = 6
 
 
 def _sparse(vector: SparseVec) -> models.SparseVector:
@@ -60,6 +64,7 @@ class ServerStore(ChunkStore):
             api_key=api_key,
             timeout=SERVER_TIMEOUT_SECONDS,
             check_compatibility=False,
+            transport=httpx.HTTPTransport(retries=CONNECT_RETRIES),
         )
 
     def _read_layout(self) -> Layout | None:

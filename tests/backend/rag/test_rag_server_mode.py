@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rag_helpers import record_queries, server_settings
+from qdrant_standin import free_port, start, wait_ready
+from rag_helpers import STANDIN_API_KEY, record_queries, server_settings
 
 from textbook.core.config import Settings
 from textbook.rag.store import make_store
@@ -104,3 +105,31 @@ def test_readiness_is_one_request(server_store: ServerStore, chapters_dir: Path)
     ok, detail = server_store.ready()
     assert ok and "hybrid" in detail, detail
     assert counting.calls == ["get_collection"]
+
+
+def test_a_qdrant_restart_fails_no_call(
+    hybrid_settings: Settings, chapters_dir: Path, tmp_path: Path
+) -> None:
+    """Connections refused while Qdrant restarts (a config change, an API key rotation) are
+    retried with backoff: a call made as the server goes down is answered once it is back."""
+    port = free_port()
+    config = {
+        "service": {"host": "127.0.0.1", "http_port": port, "api_key": STANDIN_API_KEY},
+        "storage": {"storage_path": str(tmp_path / "storage")},
+    }
+    url = f"http://127.0.0.1:{port}"
+    first = start(config, tmp_path / "config.yaml")
+    wait_ready(url, first)
+    store = make_store(server_settings(hybrid_settings, url, "rag_restart"))
+    try:
+        chunks = store.ingest(chapters_dir).chunks
+        first.terminate()
+        assert first.wait(timeout=10) == 0
+        second = start(config, tmp_path / "config.yaml")  # listening only after its imports
+        try:
+            assert store.count() == chunks
+        finally:
+            second.terminate()
+            second.wait(timeout=10)
+    finally:
+        store.close()

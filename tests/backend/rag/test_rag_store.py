@@ -12,6 +12,7 @@ import pytest
 from rag_helpers import keyword_indexes, spy_calls
 
 from textbook.core.config import Settings
+from textbook.rag import store_server
 from textbook.rag.chunking import chunk_chapters
 from textbook.rag.content import load_chapters
 from textbook.rag.store import INDEXED_FIELDS, ChunkStore, Layout, StoreError, make_store
@@ -228,8 +229,11 @@ def test_docusaurus_folder_is_searchable_by_category_module(
     )
 
 
-def test_unreachable_server_is_not_ready(sparse_settings: Settings) -> None:
+def test_unreachable_server_is_not_ready(
+    sparse_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Server mode against a closed loopback port: ready() says so, search raises StoreError."""
+    monkeypatch.setattr(store_server, "CONNECT_RETRIES", 0)  # no restart to wait for here
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
