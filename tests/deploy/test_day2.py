@@ -97,6 +97,17 @@ def counting(host: str) -> CountingLoad:
     return CountingLoad(smoke.stack_for(host), "/health", rate=8.0)
 
 
+def signed_in_user(stack: smoke.Stack, prefix: str) -> tuple[str, dict[str, str], str]:
+    """A new user, registered and logged in: its email, login form and access token."""
+    email, password = f"{prefix}-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(18)
+    status, _ = stack.json("POST", "/api/v1/auth/register", {"email": email, "password": password})
+    assert status in (200, 201)
+    form = {"username": email, "password": password}
+    status, body = stack.json("POST", "/api/v1/auth/login", form=form)
+    assert status == 200
+    return email, form, str(body["access_token"])
+
+
 def rollback(*extra: str) -> subprocess.CompletedProcess[str]:
     return playbook("-i", INVENTORY, "playbooks/rollback.yml", *extra, check=False)
 
@@ -235,13 +246,7 @@ def test_signing_key_rotation_keeps_issued_tokens_valid_and_fails_no_request(
     gets a new signing key and keeps the old one as the previous key; the next deploy.yml
     installs both, and a token signed before still works."""
     stack = smoke.stack_for(host)
-    email, password = f"rotate-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(18)
-    status, _ = stack.json("POST", "/api/v1/auth/register", {"email": email, "password": password})
-    assert status in (200, 201)
-    form = {"username": email, "password": password}
-    status, body = stack.json("POST", "/api/v1/auth/login", form=form)
-    assert status == 200
-    issued_before = body["access_token"]
+    email, form, issued_before = signed_in_user(stack, "rotate")
     store = SINGLE.directory / "lab-secrets"
     old = (store / "secret_key").read_text().strip()
     for name, value in (("secret_key_previous", old), ("secret_key", secrets.token_hex(32))):
@@ -345,13 +350,7 @@ def test_rotation_of_every_credential_fails_no_request_and_a_second_run_changes_
     assert "action=rotate" not in sh(host, f"cat {AUDIT}")  # refused before the lock
     assert sh(host, "sha256sum /etc/textbook/textbook.env") == env_before
 
-    email, password = f"rotate-all-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(18)
-    status, _ = stack.json("POST", "/api/v1/auth/register", {"email": email, "password": password})
-    assert status in (200, 201)
-    form = {"username": email, "password": password}
-    status, body = stack.json("POST", "/api/v1/auth/login", form=form)
-    assert status == 200
-    issued_before = body["access_token"]
+    _, form, issued_before = signed_in_user(stack, "rotate-all")
 
     old = {name: (store / name).read_text().strip() for name in ("db_password", "qdrant_api_key")}
     new = {
