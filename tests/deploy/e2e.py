@@ -6,6 +6,7 @@ its result as JSON under reports/e2e/ and returns it, so a test can assert on it
     lynis(host)               Lynis hardening index, warnings and suggestions
     drill(stack, name, act)   a fault under CountingLoad through Nginx: seconds until healthy
                               again and the failed-request count
+    port_scan(name, scans)    every TCP port of a host, scanned from another lab host
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from labdeploy import ROOT, docker_exec
 from load import CountingLoad
-from smoke import PEBBLE_ROOT, Stack
+from smoke import PEBBLE_ROOT, Stack, container_address
 
 REPORTS = ROOT / "reports/e2e"
 # sslyze pins its own cryptography: it lives in a venv of its own (make e2e-tools).
@@ -166,3 +167,49 @@ def tls_scan(stack: Stack) -> dict[str, Any]:
             "sslyze_exit_code": run.returncode,
         },
     )
+
+
+# Run on the scanning host by its own python3: a TCP connect scan of every port (1-65535), a
+# few thousand non-blocking connects at a time; open when the handshake completes within 1 s.
+PORT_SCAN = """
+import json, resource, select, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+batch, found = min(4000, hard - 100), []
+for first in range(1, 65536, batch):
+    pending, poller = {}, select.poll()
+    for port in range(first, min(first + batch, 65536)):
+        probe = socket.socket()
+        probe.setblocking(False)
+        probe.connect_ex((sys.argv[1], port))
+        pending[probe.fileno()] = (probe, port)
+        poller.register(probe, select.POLLOUT)
+    deadline = time.monotonic() + 1
+    while pending and deadline > time.monotonic():
+        for fd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+            probe, port = pending.pop(fd)
+            poller.unregister(fd)
+            if probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                found.append(port)
+            probe.close()
+    for probe, _ in pending.values():
+        probe.close()
+print(json.dumps(sorted(found)))
+"""
+
+
+def port_scan(name: str, scans: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """{label: (from host, to host)} -> {label: {"from", "to", "open": [ports], "seconds"}},
+    every TCP port of the target scanned from the other lab host; written as <name>.json."""
+    result: dict[str, Any] = {}
+    for label, (source, target) in scans.items():
+        started = time.monotonic()
+        address = container_address(target)
+        scan = docker_exec(source, "python3", "-c", PORT_SCAN, address).stdout
+        result[label] = {
+            "from": source,
+            "to": f"{target} ({address})",
+            "open": json.loads(scan),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    return write(name, result)

@@ -11,52 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import backups
 import pytest
 import smoke
+from backups import PROGRAM, digest, helper, sets, sh, status
 from labdeploy import ENV, ROOT, Topology, docker_exec, lab_hosts, playbook
 from labdeploy import SINGLE as TOPOLOGY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 SINGLE = TOPOLOGY.inventory
-PROGRAM = "/usr/local/sbin/textbook-backup"
-HELPER = Path(__file__).with_name("backup_host_helper.py").read_text()
-
-
-def sh(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return docker_exec(host, "bash", "-c", command, check=check)
-
-
-def helper(host: str, *args: str) -> str:
-    """backup_host_helper.py run on the host."""
-    return subprocess.run(
-        ["docker", "exec", "-i", host, "python3", "-", *args],
-        input=HELPER,
-        env=ENV,
-        text=True,
-        capture_output=True,
-        check=True,
-        timeout=120,
-    ).stdout
-
-
-def digest(host: str) -> dict[str, Any]:
-    return dict(json.loads(helper(host, "digest")))
-
-
-def status(host: str) -> dict[str, Any]:
-    return dict(json.loads(docker_exec(host, PROGRAM, "status").stdout))
-
-
-def sets(host: str) -> list[str]:
-    return list(json.loads(docker_exec(host, PROGRAM, "list").stdout)["sets"])
 
 
 def converge_backup(*extra: str) -> None:
@@ -262,37 +231,18 @@ OFFSITE = Topology(
 def offsite(host: str) -> Iterator[str]:
     """A fifth lab host: an SFTP target with a user of its own for the restic repository."""
     for _ in lab_hosts(OFFSITE):
-        target = OFFSITE.host("offsite")
-        sh(
-            target,
-            "systemctl is-system-running --wait >/dev/null; useradd -m restic && "
-            "install -d -o restic -m 0700 /srv/restic && systemctl is-active ssh",
-        )
-        yield target
+        yield backups.offsite_target(OFFSITE.host("offsite"))
 
 
 def test_offsite_copy_is_encrypted_and_restores_after_local_sets_are_lost(
     host: str, offsite: str, tmp_path: Path
 ) -> None:
-    secrets_file = tmp_path / "offsite.json"  # a throwaway password, kept off command lines
-    secrets_file.write_text(
-        json.dumps(
-            {
-                "backup_offsite_repository": f"sftp:restic@{offsite}:/srv/restic/textbook",
-                "backup_offsite_password": secrets.token_urlsafe(24),
-            }
-        )
-    )
-    converge_backup("-e", f"@{secrets_file}")  # and the default schedule again
+    settings = backups.offsite_settings(offsite, tmp_path / "offsite.json")
+    converge_backup("-e", f"@{settings}")  # and the default schedule again
     cron = sh(host, "cat /etc/cron.d/textbook-backup").stdout
     assert f"17 * * * * root systemd-cat -t textbook-backup {PROGRAM} backup" in cron
     assert f"43 4 * * 0 root systemd-cat -t textbook-backup {PROGRAM} restore-test" in cron
-    public_key = sh(host, "cat /root/.ssh/id_textbook_backup.pub").stdout.strip()
-    sh(
-        offsite,
-        f"install -d -o restic -m 0700 ~restic/.ssh && echo '{public_key}' "
-        ">> ~restic/.ssh/authorized_keys && chown restic ~restic/.ssh/authorized_keys",
-    )
+    backups.authorize(host, offsite)
     before = digest(host)
     email = sh(
         host, "runuser -u postgres -- psql -X -At -d textbook -c 'SELECT email FROM users LIMIT 1'"

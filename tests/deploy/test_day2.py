@@ -9,7 +9,6 @@ the state the one before left.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import subprocess
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import rotation
 import smoke
 from labdeploy import ENV, ROOT, SINGLE, changed, deploy, docker_exec, playbook, snapshot_sources
 from load import CountingLoad
@@ -95,17 +95,6 @@ def counting(host: str) -> CountingLoad:
     """Liveness through Nginx at 8 requests a second: under Nginx's 10 r/s per client address
     (a 429 would count as a failure) and outside the backend's per-address API limit."""
     return CountingLoad(smoke.stack_for(host), "/health", rate=8.0)
-
-
-def signed_in_user(stack: smoke.Stack, prefix: str) -> tuple[str, dict[str, str], str]:
-    """A new user, registered and logged in: its email, login form and access token."""
-    email, password = f"{prefix}-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(18)
-    status, _ = stack.json("POST", "/api/v1/auth/register", {"email": email, "password": password})
-    assert status in (200, 201)
-    form = {"username": email, "password": password}
-    status, body = stack.json("POST", "/api/v1/auth/login", form=form)
-    assert status == 200
-    return email, form, str(body["access_token"])
 
 
 def rollback(*extra: str) -> subprocess.CompletedProcess[str]:
@@ -246,7 +235,7 @@ def test_signing_key_rotation_keeps_issued_tokens_valid_and_fails_no_request(
     gets a new signing key and keeps the old one as the previous key; the next deploy.yml
     installs both, and a token signed before still works."""
     stack = smoke.stack_for(host)
-    email, form, issued_before = signed_in_user(stack, "rotate")
+    email, form, issued_before = rotation.signed_in_user(stack, "rotate")
     store = SINGLE.directory / "lab-secrets"
     old = (store / "secret_key").read_text().strip()
     for name, value in (("secret_key_previous", old), ("secret_key", secrets.token_hex(32))):
@@ -280,69 +269,16 @@ def test_nginx_and_audit_logs_rotate_and_the_journal_is_bounded(host: str) -> No
     assert re.search(r"^SystemMaxUse=\S+", journald, re.M), journald
 
 
-# Run on the host by the live release's Python: which credentials PostgreSQL and Qdrant accept
-# now (the values come on stdin, never on a command line; only booleans come back).
-CREDENTIALS_PROBE = """
-import json, sys, urllib.error, urllib.request
-import psycopg2
-from sqlalchemy.engine import make_url
-given = json.load(sys.stdin)
-lines = open("/etc/textbook/textbook.env").read().splitlines()
-env = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-db = make_url(env["DATABASE_URL"])
-def database(password):
-    try:
-        psycopg2.connect(host=db.host, port=db.port, dbname=db.database, user=db.username,
-                         password=password, connect_timeout=5).close()
-        return True
-    except psycopg2.OperationalError:
-        return False
-def qdrant(key):
-    request = urllib.request.Request(env["QDRANT_URL"] + "/collections", headers={"api-key": key})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return answer.status == 200
-    except urllib.error.HTTPError:
-        return False
-print(json.dumps({
-    "database": {name: database(value) for name, value in given["db_password"].items()},
-    "qdrant": {name: qdrant(value) for name, value in given["qdrant_api_key"].items()},
-}))
-"""
-
-
-def accepted(host: str, db_password: dict[str, str], qdrant_api_key: dict[str, str]) -> object:
-    given = {"db_password": db_password, "qdrant_api_key": qdrant_api_key}
-    probe = subprocess.run(
-        [
-            *("docker", "exec", "-i", host),
-            "/opt/textbook/current/venv/bin/python",
-            "-c",
-            CREDENTIALS_PROBE,
-        ],
-        input=json.dumps(given),
-        env=ENV,
-        text=True,
-        capture_output=True,
-        timeout=120,
-    )
-    assert probe.returncode == 0, probe.stderr[-2000:]
-    return json.loads(probe.stdout)
-
-
 def rotate(*extra: str) -> subprocess.CompletedProcess[str]:
-    return playbook("-i", INVENTORY, "playbooks/rotate.yml", *extra, check=False)
+    return rotation.rotate(SINGLE, *extra)
 
 
 def test_rotation_of_every_credential_fails_no_request_and_a_second_run_changes_nothing(
     host: str,
 ) -> None:
-    """New signing key (the old one kept as previous), database password, Qdrant API key and
-    language model key go into the lab's secret store (production: the vault); rotate.yml
-    installs them under a load that reads Qdrant (search) and PostgreSQL (a signed-in user's
-    profile), and the next deploy would template the same values."""
-    stack = smoke.stack_for(host)
-    store = SINGLE.directory / "lab-secrets"
+    """A too short key is refused before the lock; then every credential rotates under load
+    (rotation.rotate_every_credential says what it checks), the play writes its audit lines, a
+    second run changes nothing and the next deploy would template the same values."""
     env_before = sh(host, "sha256sum /etc/textbook/textbook.env")
     short = rotate("-e", "vault_textbook_qdrant_api_key=too-short")
     assert short.returncode != 0
@@ -350,52 +286,7 @@ def test_rotation_of_every_credential_fails_no_request_and_a_second_run_changes_
     assert "action=rotate" not in sh(host, f"cat {AUDIT}")  # refused before the lock
     assert sh(host, "sha256sum /etc/textbook/textbook.env") == env_before
 
-    _, form, issued_before = signed_in_user(stack, "rotate-all")
-
-    old = {name: (store / name).read_text().strip() for name in ("db_password", "qdrant_api_key")}
-    new = {
-        "secret_key_previous": (store / "secret_key").read_text().strip(),
-        "secret_key": secrets.token_hex(32),
-        "db_password": secrets.token_hex(16),
-        "qdrant_api_key": secrets.token_hex(24),
-        "openai_api_key": f"sk-lab-{secrets.token_hex(16)}",
-    }
-    for name, value in new.items():
-        (store / name).write_text(value + "\n")
-        (store / name).chmod(0o600)
-    # Under Nginx's and the backend's per-address limits (counting()): 1.5 requests a second.
-    profile = {"Authorization": f"Bearer {issued_before}"}
-    search = CountingLoad(stack, "/api/v1/search?q=ros", threads=1, rate=1.0)
-    me = CountingLoad(stack, "/api/v1/users/me", threads=1, rate=0.5, headers=profile)
-    with search, me:
-        result = rotate()
-    print(f"rotate.yml, search (Qdrant) under load: {search.result.summary()}")
-    print(f"rotate.yml, signed-in profile (PostgreSQL, token) under load: {me.result.summary()}")
-    assert result.returncode == 0, result.stdout[-6000:]
-    assert search.result.total > 0 and me.result.total > 0
-    assert search.result.failed == 0, search.result.summary()
-    assert me.result.failed == 0, me.result.summary()
-
-    assert stack.json("GET", "/api/v1/users/me", token=issued_before)[0] == 200
-    status, body = stack.json("POST", "/api/v1/auth/login", form=form)
-    assert status == 200
-    assert stack.json("GET", "/api/v1/users/me", token=body["access_token"])[0] == 200
-    env = sh(host, "cat /etc/textbook/textbook.env").splitlines()
-    installed = (
-        f"SECRET_KEY={new['secret_key']}" in env
-        and f"SECRET_KEY_PREVIOUS={new['secret_key_previous']}" in env
-        and f"OPENAI_API_KEY={new['openai_api_key']}" in env
-        and any(
-            line.startswith("DATABASE_URL=") and f":{new['db_password']}@" in line for line in env
-        )
-        and f"QDRANT_API_KEY={new['qdrant_api_key']}" in env
-    )
-    assert installed  # a bool, so a failure prints no secret
-    assert accepted(
-        host,
-        {"new": new["db_password"], "old": old["db_password"]},
-        {"new": new["qdrant_api_key"], "old": old["qdrant_api_key"]},
-    ) == {"database": {"new": True, "old": False}, "qdrant": {"new": True, "old": False}}
+    rotation.rotate_every_credential(SINGLE, [host])
     audit = sh(host, f"cat {AUDIT}")
     assert "action=rotate event=start by=" in audit and "action=rotate event=done by=" in audit
 

@@ -1,6 +1,8 @@
 """Full-stack: deploy.yml onto four lab hosts of this run's own (labdeploy.FOUR).
 
-proxy, two app hosts (Debian 12, Ubuntu 24.04), db + vector. One converge, many checks.
+proxy, two app hosts (Debian 12, Ubuntu 24.04), db + vector. One converge, many checks; the
+last ones run day-2 playbooks across the hosts: rotate.yml, then a backup of the data host
+restored from the offsite repository onto a fresh host (a lost data host's drill).
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import backups
+import e2e
 import pytest
+import rotation
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
 from labdeploy import FOUR as TOPOLOGY
-from labdeploy import deploy, docker_exec, lab_hosts
+from labdeploy import Topology, changed, deploy, docker_exec, lab_hosts, playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -69,3 +74,90 @@ def test_firewall_keeps_data_ports_from_the_proxy(four: str) -> None:
     assert port(four, DATA, 5432) == "closed"
     assert port(four, DATA, 6333) == "closed"
     assert port(four, APP1, 8000) == "open"
+
+
+def test_port_scan_from_other_lab_hosts_finds_only_the_ports_each_peer_needs(four: str) -> None:
+    """Every TCP port scanned (e2e.port_scan, reports/e2e/portscan-four.json): the proxy shows
+    SSH, HTTP and HTTPS; an app host's backend port only to the proxy; PostgreSQL and Qdrant
+    only to the app hosts."""
+    scans = e2e.port_scan(
+        "portscan-four",
+        {
+            "proxy from app1": (APP1, four),
+            "app1 from proxy": (four, APP1),
+            "app1 from data": (DATA, APP1),
+            "data from proxy": (four, DATA),
+            "data from app1": (APP1, DATA),
+        },
+    )
+    print(json.dumps(scans))
+    reachable = {label: set(scan["open"]) - {22} for label, scan in scans.items()}
+    assert reachable == {
+        "proxy from app1": {80, 443},
+        "app1 from proxy": {8000},
+        "app1 from data": set(),
+        "data from proxy": set(),
+        "data from app1": {5432, 6333},
+    }, scans
+
+
+def test_rotation_across_four_hosts_fails_no_request_and_a_second_run_changes_nothing(
+    four: str,
+) -> None:
+    """rotate.yml with the database and Qdrant on another host than both backends
+    (rotation.rotate_every_credential says what is checked)."""
+    rotation.rotate_every_credential(TOPOLOGY, [APP1, APP2])
+    again = rotation.rotate(TOPOLOGY)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert set(changed(again.stdout).values()) == {0}, again.stdout[-4000:]
+
+
+FRESH = Topology(
+    "fresh",
+    images={"fresh": "textbook-lab/debian:12"},
+    groups={group: ["fresh"] for group in ("proxy", "app", "db", "vector")},
+    proxy="fresh",
+)
+RESTIC = Topology(
+    "restic",
+    images={"restic": "textbook-lab/debian:12"},
+    groups={"offsite": ["restic"]},
+    proxy="restic",
+)
+
+
+def test_data_host_backup_restores_from_offsite_onto_a_fresh_host(
+    four: str, sources: Path, tmp_path: Path
+) -> None:
+    """The data host's set goes to a restic repository on another host; a host that never held
+    the data is deployed with deploy.yml and restore.yml brings the set from the repository:
+    identical rows, checksums, points and payloads, and a user of the four hosts signs in there.
+    (After the rotation above: the backup uses the rotated credentials.)"""
+    stack = smoke.stack_for(four)
+    email, form, _ = rotation.signed_in_user(stack, "moved")
+    for _ in lab_hosts(RESTIC):
+        target = backups.offsite_target(RESTIC.host("restic"))
+        settings = backups.offsite_settings(target, tmp_path / "offsite.json")
+        playbook("-i", FOUR, "deploy.yml", "--tags", "backup", "-e", f"@{settings}")
+        backups.authorize(DATA, target)
+        before = backups.digest(DATA)
+        playbook("-i", FOUR, "playbooks/backup.yml")
+        pushed = backups.status(DATA)["last_backup"]
+        assert pushed["ok"] and pushed["set"] in pushed["offsite"]["sets"], pushed
+        for _ in lab_hosts(FRESH):
+            fresh = FRESH.host("fresh")
+            deploy(FRESH.inventory, sources, "-e", f"@{settings}")
+            assert backups.digest(fresh) != before  # its own empty users, its own ingest
+            backups.authorize(fresh, target)
+            restored = playbook(
+                *("-i", FRESH.inventory, "playbooks/restore.yml"),
+                *("-e", "restore_from=offsite", "-e", f"restore_set={pushed['set']}"),
+            )
+            assert pushed["set"] in restored.stdout
+            assert backups.digest(fresh) == before
+            moved = smoke.stack_for(fresh)
+            status, body = moved.json("POST", "/api/v1/auth/login", form=form)
+            assert status == 200, body
+            status, me = moved.json("GET", "/api/v1/users/me", token=body["access_token"])
+            assert status == 200 and me["email"] == email
+            assert smoke.ask_sample_question(moved)["citations"]
