@@ -129,10 +129,13 @@ RESTIC = Topology(
 def test_data_host_backup_restores_from_offsite_onto_a_fresh_host(
     four: str, sources: Path, tmp_path: Path
 ) -> None:
-    """The data host's set goes to a restic repository on another host; a host that never held
-    the data is deployed with deploy.yml and restore.yml brings the set from the repository:
-    identical rows, checksums, points and payloads, and a user of the four hosts signs in there.
-    (After the rotation above: the backup uses the rotated credentials.)"""
+    """The data host's sets go to a restic repository on another host; a host that never held
+    the data is deployed with deploy.yml and the same offsite settings, pushes a set of its own
+    (which must not prune the data host's), and restore.yml brings the data host's latest set
+    from the repository: identical rows, checksums, points and payloads, and a user of the four
+    hosts signs in there. (After the rotation above: the backups use the rotated credentials.)
+    The set restored is read just before the restore: the data host's hourly schedule may
+    replace an earlier one meanwhile (retention keeps the newest set of each hour)."""
     stack = smoke.stack_for(four)
     email, form, _ = rotation.signed_in_user(stack, "moved")
     for _ in lab_hosts(RESTIC):
@@ -140,20 +143,23 @@ def test_data_host_backup_restores_from_offsite_onto_a_fresh_host(
         settings = backups.offsite_settings(target, tmp_path / "offsite.json")
         playbook("-i", FOUR, "deploy.yml", "--tags", "backup", "-e", f"@{settings}")
         backups.authorize(DATA, target)
-        before = backups.digest(DATA)
-        playbook("-i", FOUR, "playbooks/backup.yml")
-        pushed = backups.status(DATA)["last_backup"]
-        assert pushed["ok"] and pushed["set"] in pushed["offsite"]["sets"], pushed
         for _ in lab_hosts(FRESH):
             fresh = FRESH.host("fresh")
             deploy(FRESH.inventory, sources, "-e", f"@{settings}")
-            assert backups.digest(fresh) != before  # its own empty users, its own ingest
             backups.authorize(fresh, target)
+            before = backups.digest(DATA)
+            assert backups.digest(fresh) != before  # its own empty users, its own ingest
+            playbook("-i", FOUR, "playbooks/backup.yml")
+            assert backups.status(DATA)["last_backup"]["ok"]
+            playbook("-i", FRESH.inventory, "playbooks/backup.yml")
+            own = backups.status(fresh)["last_backup"]
+            chosen = backups.status(DATA)["last_backup"]["set"]
+            assert own["ok"] and chosen in own["offsite"]["sets"], own  # not pruned by it
             restored = playbook(
                 *("-i", FRESH.inventory, "playbooks/restore.yml"),
-                *("-e", "restore_from=offsite", "-e", f"restore_set={pushed['set']}"),
+                *("-e", "restore_from=offsite", "-e", f"restore_set={chosen}"),
             )
-            assert pushed["set"] in restored.stdout
+            assert chosen in restored.stdout
             assert backups.digest(fresh) == before
             moved = smoke.stack_for(fresh)
             status, body = moved.json("POST", "/api/v1/auth/login", form=form)

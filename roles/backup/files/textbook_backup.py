@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -477,7 +478,9 @@ def restore(settings: Settings, name: str) -> dict[str, Any]:
 
 # --- offsite copies (restic) ---------------------------------------------------------------
 RESTIC_TAG = "textbook-backup"
-RESTIC_HOST = "textbook"  # one group for `forget`, whichever db host wrote the set
+# Each host's sets form their own group for `forget`: a new host's pushes (before its restore,
+# say) never prune the sets of the host it replaces. Listing and fetching see every host's sets.
+RESTIC_HOST = socket.gethostname()
 
 
 def restic_env(settings: Settings) -> dict[str, str]:
