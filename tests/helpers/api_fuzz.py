@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.schemas import APIOperation, BaseSchema
@@ -71,6 +71,10 @@ def run_cases(
         database=None,
         phases=phases,
         suppress_health_check=list(HealthCheck),
+        # The failure's own text (schemathesis: the check and a curl to reproduce it) is what
+        # is reported; quiet spares a "reproduce with @seed" line per operation that cannot
+        # be made invalid.
+        verbosity=Verbosity.quiet,
     )
     def check(case: schemathesis.Case) -> None:
         act(case)
