@@ -30,8 +30,9 @@ test-deploy: lab venv qdrant-artifact e2e-tools ## full stack on 1 and 4 lab hos
 	@$(DEPLOY_ENV) tests/deploy/run
 
 # `make e2e`: the single-host measurements of tests/deploy/e2e.py (TLS scan with sslyze against
-# Mozilla intermediate + HSTS, systemd-analyze security of every listening unit, Lynis, fault
-# drills under CountingLoad) on a lab host of its own; JSON under reports/e2e/. The same checks
+# Mozilla intermediate + HSTS, systemd-analyze security of every listening unit, Lynis,
+# schemathesis through Nginx and TLS as a signed-in user, fault drills under CountingLoad) on a
+# lab host of its own; JSON under reports/e2e/. The same checks
 # run in `make test-deploy` (test_single_host.py). sslyze pins its own cryptography: own venv.
 E2E_VENV := $(ROOT)/.cache/e2e-venv
 .PHONY: e2e e2e-tools
@@ -39,7 +40,7 @@ e2e-tools: $(E2E_VENV)/.installed
 $(E2E_VENV)/.installed: tests/deploy/e2e-requirements.txt
 	python3 -m venv $(E2E_VENV) && $(E2E_VENV)/bin/pip install -q -r $< && touch $@
 
-e2e: lab venv qdrant-artifact e2e-tools ## deploy.yml on a lab host of its own, then TLS scan, unit exposure, Lynis, fault drills (JSON under reports/e2e/)
+e2e: lab venv qdrant-artifact e2e-tools ## deploy.yml on a lab host of its own, then TLS scan, unit exposure, Lynis, API fuzzing, fault drills (JSON under reports/e2e/)
 	@export TEXTBOOK_TEST_RUN=$${TEXTBOOK_TEST_RUN:-e2e$$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')}; rc=0; \
 	$(DEPLOY_ENV) pytest -p no:cacheprovider --timeout=2400 -v -s -k e2e tests/deploy/test_single_host.py || rc=$$?; \
 	$(DEPLOY_ENV) lab/bin/clean-tests --run "$$TEXTBOOK_TEST_RUN" || true; \

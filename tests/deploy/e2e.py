@@ -7,6 +7,8 @@ its result as JSON under reports/e2e/ and returns it, so a test can assert on it
     drill(stack, name, act)   a fault under CountingLoad through Nginx: seconds until healthy
                               again and the failed-request count
     port_scan(name, scans)    every TCP port of a host, scanned from another lab host
+    fuzz(stack)               schemathesis through Nginx and TLS as a signed-in user: status
+                              histogram, every 5xx with its request, the 429 share
 """
 
 from __future__ import annotations
@@ -14,15 +16,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import requests
+import schemathesis
+from api_fuzz import MODES, operations, run_cases
 from labdeploy import ROOT, docker_exec
 from load import CountingLoad
+from schemathesis.core import NOT_SET
 from smoke import PEBBLE_ROOT, Stack, container_address
 
 REPORTS = ROOT / "reports/e2e"
@@ -213,3 +222,149 @@ def port_scan(name: str, scans: dict[str, tuple[str, str]]) -> dict[str, Any]:
             "seconds": round(time.monotonic() - started, 1),
         }
     return write(name, result)
+
+
+# The fuzz run's pace, under Nginx's per-address limits as deployed (roles/nginx defaults:
+# nginx_rate_limit 30r/s, nginx_chat_rate_limit 5r/s on the chat location), so Nginx refuses
+# none of its requests; the backend's own limits are raised for the run by the test
+# (test_single_host.py), as they are far lower (RATE_LIMIT_PER_USER 60/minute).
+FUZZ_INTERVAL_S = 1 / 20
+FUZZ_CHAT_INTERVAL_S = 1 / 4
+CHAT_LOCATION = "/api/v1/chat"  # nginx_chat_location
+# Examples per operation and mode, as in the in-process run (tests/backend/api): about 500
+# requests, a minute or two at the pace above.
+FUZZ_EXAMPLES = 20
+
+
+class ConnectTo(requests.adapters.HTTPAdapter):
+    """Sends https://DOMAIN/... to ADDRESS with DOMAIN as Host and SNI, and checks the
+    certificate against DOMAIN (the lab's names are not in the control node's DNS)."""
+
+    def __init__(self, domain: str, address: str) -> None:
+        self.domain, self.address = domain, address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(server_hostname=self.domain, assert_hostname=self.domain)
+        super().init_poolmanager(*args, **kwargs)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = urlsplit(request.url)
+        port = f":{url.port}" if url.port else ""
+        request.url = urlunsplit(url._replace(netloc=f"{self.address}{port}"))
+        request.headers["Host"] = f"{self.domain}{port}"
+        return super().send(request, **kwargs)
+
+
+class Pacer:
+    """Waits before each request so the run stays under FUZZ_INTERVAL_S overall and
+    FUZZ_CHAT_INTERVAL_S on the chat location."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+
+    def wait(self, path: str) -> None:
+        zones = {"any": FUZZ_INTERVAL_S}
+        if path.startswith(CHAT_LOCATION):
+            zones["chat"] = FUZZ_CHAT_INTERVAL_S
+        now = time.monotonic()
+        delay = max(self.last.get(zone, 0.0) + gap - now for zone, gap in zones.items())
+        if delay > 0:
+            time.sleep(delay)
+        for zone in zones:
+            self.last[zone] = time.monotonic()
+
+
+def sign_in(session: requests.Session, base_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A new user, registered and logged in: its login form and the Authorization header."""
+    email, password = f"fuzz-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(18)
+    registered = session.post(
+        f"{base_url}/api/v1/auth/register",
+        json={"email": email, "password": password},
+        timeout=60,
+    )
+    assert registered.status_code == 201, registered.text
+    form = {"username": email, "password": password}
+    return form, log_in(session, base_url, form)
+
+
+def log_in(session: requests.Session, base_url: str, form: dict[str, str]) -> dict[str, str]:
+    response = session.post(f"{base_url}/api/v1/auth/login", data=form, timeout=60)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def fuzz_api(
+    base_url: str, address: str, ca_file: str, max_examples: int = FUZZ_EXAMPLES
+) -> dict[str, Any]:
+    """schemathesis on every operation of the API's OpenAPI document at BASE_URL (reached at
+    ADDRESS, certificate checked against CA_FILE), in each of api_fuzz.MODES, as a user signed
+    in for the run (logged in again after the fuzzer's own logout): statuses counted, every
+    5xx kept with its request and body, every error of the client's own (a dropped
+    connection) kept."""
+    session = requests.Session()
+    session.trust_env = False  # no proxy, and CA_FILE over REQUESTS_CA_BUNDLE
+    session.verify = ca_file
+    session.mount(base_url, ConnectTo(urlsplit(base_url).hostname or "", address))
+    document = session.get(f"{base_url}/api/v1/openapi.json", timeout=60)
+    document.raise_for_status()
+    schema = schemathesis.openapi.from_dict(document.json())
+    form, auth = sign_in(session, base_url)
+    pacer = Pacer()
+    statuses: Counter[int] = Counter()
+    server_errors: list[dict[str, Any]] = []
+    errors: list[str] = []
+    found = operations(schema)
+    began = time.monotonic()
+    for mode in MODES:
+        for operation in found:
+
+            def act(case: schemathesis.Case, mode: str = mode) -> None:
+                nonlocal auth
+                pacer.wait(case.formatted_path)
+                response = case.call(
+                    base_url=base_url, session=session, headers=auth, verify=ca_file, timeout=60
+                )
+                statuses[response.status_code] += 1
+                if response.status_code >= 500:
+                    server_errors.append(
+                        {
+                            "mode": mode,
+                            "method": case.method,
+                            "path": response.request.path_url,
+                            "status": response.status_code,
+                            "request_body": None if case.body is NOT_SET else repr(case.body)[:500],
+                            "body": response.content[:500].decode(errors="replace"),
+                            "request_id": (response.headers.get("x-request-id") or [""])[0],
+                        }
+                    )
+                if case.path.endswith("/auth/logout") and response.status_code == 204:
+                    auth = log_in(session, base_url, form)  # the user's tokens were revoked
+
+            failure = run_cases(operation, mode, max_examples, act, shrink=False)
+            if failure:
+                errors.append(f"{mode} {failure}")
+    requests_sent = sum(statuses.values())
+    return {
+        "target": base_url,
+        "schemathesis": schemathesis.__version__,
+        "modes": list(MODES),
+        "examples_per_operation_and_mode": max_examples,
+        "pace_requests_per_s": {"any": 1 / FUZZ_INTERVAL_S, "chat": 1 / FUZZ_CHAT_INTERVAL_S},
+        "operations": len(found),
+        "requests": requests_sent,
+        "seconds": round(time.monotonic() - began, 1),
+        "statuses": {str(code): count for code, count in sorted(statuses.items())},
+        "5xx": sum(count for code, count in statuses.items() if code >= 500),
+        "429": statuses[429],
+        "share_429": round(statuses[429] / max(requests_sent, 1), 4),
+        "server_errors": server_errors,
+        "errors": errors,
+    }
+
+
+def fuzz(stack: Stack, max_examples: int = FUZZ_EXAMPLES) -> dict[str, Any]:
+    """fuzz_api through the stack's Nginx and TLS, pebble's root as trust store."""
+    return write(
+        "fuzz", fuzz_api(f"https://{stack.domain}", stack.address, PEBBLE_ROOT, max_examples)
+    )

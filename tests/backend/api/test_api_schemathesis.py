@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+from api_fuzz import MODES, operations, run_cases
 from apitest import PASSWORD, llm_settings, make_settings
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from llm_server import FakeOpenAI
-from schemathesis import GenerationMode
 from schemathesis.checks import (
     not_a_server_error,
     response_schema_conformance,
@@ -47,7 +45,7 @@ def asgi_api(
         database_url=postgres_url,
         **llm_settings(_llm_server),
     )
-    # An admin with a token, written straight to the database (the run reaches every route).
+    # An admin, written straight to the database (the run reaches every route).
     engine = create_engine(postgres_url)
     with Session(engine) as session:
         session.execute(text("TRUNCATE users, chat_sessions, chat_messages CASCADE"))
@@ -55,64 +53,38 @@ def asgi_api(
         user.is_admin = True
         session.add(user)
         session.commit()
-        tokens = create_token_pair(app_settings, str(user.id), user.token_version)
-    engine.dispose()
+        user_id = user.id
+
+    def authorize() -> dict[str, str]:
+        """A token of the admin's current version: the fuzzer's own logout revokes the last."""
+        with Session(engine) as session:
+            admin = session.get_one(User, user_id)
+            tokens = create_token_pair(app_settings, str(admin.id), admin.token_version)
+        return {"Authorization": f"Bearer {tokens.access_token}"}
+
     app = create_app(app_settings, store=textbook_store)
     try:
-        yield {"app": app, "headers": {"Authorization": f"Bearer {tokens.access_token}"}}
+        yield {"app": app, "authorize": authorize}
     finally:
         asgi.shutdown_lifespans()  # schemathesis started the app's lifespan: close its pool
+        engine.dispose()
 
 
-def with_nul(value: Any) -> Any:
-    """`value` with a NUL byte in every string (PostgreSQL text cannot hold one)."""
-    if isinstance(value, str):
-        return f"{value[:1]}\x00{value[1:]}"
-    if isinstance(value, dict):
-        return {key: with_nul(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [with_nul(item) for item in value]
-    return value
-
-
-def nul_in_every_string(case: schemathesis.Case) -> schemathesis.Case:
-    case.query = with_nul(case.query)
-    case.path_parameters = with_nul(case.path_parameters)
-    case.body = with_nul(case.body)
-    return case
-
-
-# positive and negative: schemathesis' own; "nul": valid requests with NUL in every string
-# (query, path, body), which the generators produce only now and then.
-@pytest.mark.parametrize("mode", ["positive", "negative", "nul"])
+# positive, negative, nul (api_fuzz.MODES): the same modes as the run through Nginx and TLS.
+@pytest.mark.parametrize("mode", MODES)
 def test_no_server_errors(asgi_api: dict[str, Any], mode: str) -> None:
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", asgi_api["app"])
-    failures: list[str] = []
-    operations = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        operations += 1
-        if mode == "nul":
-            strategy = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
-            strategy = strategy.map(nul_in_every_string)
-        else:
-            strategy = operation.as_strategy(generation_mode=GenerationMode(mode))
+    headers = asgi_api["authorize"]()
 
-        @given(case=strategy)
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=asgi_api["headers"], checks=CHECKS)
-
+    def call(case: schemathesis.Case) -> None:
+        nonlocal headers
         try:
-            check()
-        except Unsatisfiable:
-            continue  # negative mode: an operation without inputs has nothing to break
-        except Exception as exc:  # collect every operation's failure, not just the first
-            failures.append(f"{operation.label}: {str(exc)[:2000]}")
-    assert operations >= 14
+            case.call_and_validate(headers=headers, checks=CHECKS)
+        finally:
+            if case.path.endswith("/auth/logout"):
+                headers = asgi_api["authorize"]()
+
+    found = operations(schema)  # logout last
+    failures = [failure for op in found if (failure := run_cases(op, mode, MAX_EXAMPLES, call))]
+    assert len(found) >= 14
     assert not failures, "\n\n".join(failures)

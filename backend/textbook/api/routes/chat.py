@@ -42,6 +42,15 @@ STREAM_EXAMPLE = (
     'event: done\ndata: {"session_id": "0b0e5a52-6f3c-4a8e-9d55-3f0e7f6f1b2a", '
     '"message_id": "5f9c2d1e-8b7a-4c3d-9e2f-1a0b9c8d7e6f"}\n\n'
 )
+# One event of the stream (OpenAPI before 3.2 documents a stream by the schema of its events).
+STREAM_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["meta", "token", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "data"],
+}
 
 
 @router.post(
@@ -54,7 +63,7 @@ STREAM_EXAMPLE = (
         200: {
             "content": {
                 "text/event-stream": {
-                    "schema": {"type": "string"},
+                    "schema": STREAM_EVENT_SCHEMA,
                     "example": STREAM_EXAMPLE,
                 }
             }
