@@ -3,11 +3,10 @@ request ids and the JSON access log."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
-from apitest import ClientFactory, auth_headers
+from apitest import ClientFactory, auth_headers, logged
 from fastapi.testclient import TestClient
 
 
@@ -195,11 +194,9 @@ def test_one_json_access_line_per_request(
     make_client: ClientFactory, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = make_client(database_url=sqlite_url, log_level="INFO")
-    capsys.readouterr()
+    logged(capsys)
     client.get("/api/v1/chapters/ros2-foundations", headers={"X-Request-ID": "req-42"})
-    lines = [
-        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
-    ]
+    lines = logged(capsys)
     access = [line for line in lines if line.get("logger") == "textbook.access"]
     assert len(access) == 1
     entry = access[0]
@@ -262,12 +259,10 @@ def test_the_signed_in_user_is_named_in_the_access_line(
 ) -> None:
     client = make_client(database_url=sqlite_url, log_level="INFO")
     headers = auth_headers(client)
-    capsys.readouterr()
+    logged(capsys)
     me = client.get("/api/v1/users/me", headers=headers).json()
     client.get("/health")
-    lines = [
-        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
-    ]
+    lines = logged(capsys)
     access = [line for line in lines if line.get("logger") == "textbook.access"]
     assert [(line["path"], line["user_id"]) for line in access] == [
         ("/api/v1/users/me", me["id"]),
