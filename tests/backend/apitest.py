@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from llm_server import FakeOpenAI
 
@@ -17,20 +15,6 @@ from textbook.core.config import Settings
 TEST_SECRET = "test-signing-key-4f9a1c7e2b8d6035a1e4c9f7b2d8e6a0"
 PASSWORD = "correct horse battery"
 ClientFactory = Callable[..., TestClient]
-
-
-def flush_logs() -> None:
-    """Every record handed to logging so far is written (the app's handler writes them from
-    a thread of its own)."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-
-
-def logged(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    """The JSON log lines written to stderr since the last read."""
-    flush_logs()
-    err = capsys.readouterr().err
-    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

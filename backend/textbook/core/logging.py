@@ -1,14 +1,11 @@
 """JSON logs on stderr (standard logging, a formatter that orjson-dumps each record), each
-line carrying the id of the request that wrote it. Records are formatted and written by a
-thread of their own (the standard library's QueueHandler and QueueListener)."""
+line carrying the id of the request that wrote it."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 from contextvars import ContextVar
-from logging.handlers import QueueHandler, QueueListener
 from typing import TextIO
 
 import orjson
@@ -52,44 +49,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class ListenerHandler(QueueHandler):
-    """Hands each record to a thread that formats and writes it through `target`: the event
-    loop neither formats lines nor waits on a slow reader of stderr (docs/bench.md).
-    `flush()` returns once every record handed over so far is written (logging's shutdown at
-    exit calls it, and tests reading the stream)."""
-
-    def __init__(self, target: logging.Handler) -> None:
-        super().__init__(queue.SimpleQueue())
-        self.listener: QueueListener | None = QueueListener(self.queue, target)
-        self.listener.start()
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record  # as it is: the default would fold exc_info into the message
-
-    def flush(self) -> None:
-        if self.listener is not None:
-            self.listener.stop()  # writes what the queue holds, then the thread ends
-            self.listener.start()
-
-    def close(self) -> None:
-        if self.listener is not None:
-            self.listener.stop()
-            self.listener = None
-        super().close()
-
-
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Root logger to `stream` (stderr) as JSON, replacing the handler an earlier call added;
     uvicorn's own access log is silenced (the app writes one line per request)."""
-    writer = logging.StreamHandler(stream or sys.stderr)
-    writer.setFormatter(JsonFormatter())
-    handler = ListenerHandler(writer)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
-    handler.addFilter(RequestIdFilter())  # here, in the request's context
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     for existing in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(existing)
-        existing.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Records need no thread or process names, nor the caller's file and line (a stack walk

@@ -3,10 +3,11 @@ request ids and the JSON access log."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
-from apitest import ClientFactory, auth_headers, logged
+from apitest import ClientFactory, auth_headers
 from fastapi.testclient import TestClient
 
 
@@ -194,9 +195,11 @@ def test_one_json_access_line_per_request(
     make_client: ClientFactory, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = make_client(database_url=sqlite_url, log_level="INFO")
-    logged(capsys)
+    capsys.readouterr()
     client.get("/api/v1/chapters/ros2-foundations", headers={"X-Request-ID": "req-42"})
-    lines = logged(capsys)
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     access = [line for line in lines if line.get("logger") == "textbook.access"]
     assert len(access) == 1
     entry = access[0]
@@ -259,10 +262,12 @@ def test_the_signed_in_user_is_named_in_the_access_line(
 ) -> None:
     client = make_client(database_url=sqlite_url, log_level="INFO")
     headers = auth_headers(client)
-    logged(capsys)
+    capsys.readouterr()
     me = client.get("/api/v1/users/me", headers=headers).json()
     client.get("/health")
-    lines = logged(capsys)
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     access = [line for line in lines if line.get("logger") == "textbook.access"]
     assert [(line["path"], line["user_id"]) for line in access] == [
         ("/api/v1/users/me", me["id"]),

@@ -6,14 +6,23 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from textbook.core.logging import JsonFormatter, configure_logging, request_id_var
 
 
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers, root.level = handlers, level
+
+
 def parsed(stream: io.StringIO) -> list[dict[str, object]]:
-    for handler in logging.getLogger().handlers:
-        handler.flush()  # what was handed to logging, written
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 

@@ -9,7 +9,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -114,17 +114,18 @@ class Lines:
         self.stream = stream
 
     def __call__(self, logger: str = "textbook.access") -> list[dict[str, Any]]:
-        for handler in logging.getLogger().handlers:
-            handler.flush()  # what was handed to logging, written
         lines = [json.loads(line) for line in self.stream.getvalue().splitlines()]
         return [line for line in lines if line["logger"] == logger]
 
 
 @pytest.fixture
-def lines(restore_root: None) -> Lines:
+def lines() -> Iterator[Lines]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
-    return Lines(stream)
+    yield Lines(stream)
+    root.handlers, root.level = handlers, level
 
 
 @pytest.mark.parametrize(
