@@ -2,8 +2,9 @@
 request layer costs, read without the noise of a shared machine's load (docs/bench.md).
 Counted by valgrind's callgrind (Debian package `valgrind`) for --requests requests after a
 warm-up; PROMETHEUS_MULTIPROC_DIR is set, as under gunicorn with several workers; the app's
-log lines go to /dev/null. Two figures: all threads (the log writer's included, its queue
-drained before counting stops) and the thread that runs the requests (the event loop's).
+log lines go to /dev/null. Two figures: all threads (a log-writing thread's included, if
+the app has one: logging's handlers are flushed before counting stops) and the thread that
+runs the requests (the event loop's).
 
     python bench/_instructions.py [--bare] [--level INFO] [--requests 1000]
 """
@@ -76,7 +77,7 @@ def counted(bare: bool, requests: int) -> None:
     callgrind("on")
     drive(app, requests)
     for handler in logging.getLogger().handlers:
-        handler.flush()  # the log writer's thread writes what it holds
+        handler.flush()  # a queueing handler's thread writes what it holds
     callgrind("off")
 
 
