@@ -52,6 +52,7 @@ class RequestIdFilter(logging.Filter):
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Root logger to `stream` (stderr) as JSON, replacing the handler an earlier call added;
     uvicorn's own access log is silenced (the app writes one line per request)."""
+    # Written on the caller's thread: a QueueHandler's thread measured dearer (docs/bench.md).
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
