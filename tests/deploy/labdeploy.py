@@ -176,12 +176,17 @@ class Topology:
         return platforms
 
 
-SINGLE = Topology(
-    "single",
-    images={"single": "textbook-lab/debian:12"},
-    groups={group: ["single"] for group in ("proxy", "app", "db", "vector")},
-    proxy="single",
-)
+def one_host(name: str, image: str = "textbook-lab/debian:12") -> Topology:
+    """A topology of one host that is in every group: the whole stack on it."""
+    return Topology(
+        name,
+        images={name: image},
+        groups={group: [name] for group in ("proxy", "app", "db", "vector")},
+        proxy=name,
+    )
+
+
+SINGLE = one_host("single")
 FOUR = Topology(
     "four",
     images={

@@ -18,7 +18,7 @@ import pytest
 import rotation
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
 from labdeploy import FOUR as TOPOLOGY
-from labdeploy import Topology, changed, deploy, docker_exec, lab_hosts, playbook
+from labdeploy import Topology, changed, deploy, docker_exec, lab_hosts, one_host, playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -112,12 +112,7 @@ def test_rotation_across_four_hosts_fails_no_request_and_a_second_run_changes_no
     assert set(changed(again.stdout).values()) == {0}, again.stdout[-4000:]
 
 
-FRESH = Topology(
-    "fresh",
-    images={"fresh": "textbook-lab/debian:12"},
-    groups={group: ["fresh"] for group in ("proxy", "app", "db", "vector")},
-    proxy="fresh",
-)
+FRESH = one_host("fresh")
 RESTIC = Topology(
     "restic",
     images={"restic": "textbook-lab/debian:12"},
