@@ -107,3 +107,18 @@ def test_verify_names_the_file_that_differs_from_its_manifest(
     (folder / "postgresql.dump").write_bytes(b"dumb")
     with pytest.raises(program.BackupError, match=r"postgresql\.dump does not match"):
         program.verify(folder)
+
+
+def test_a_safety_set_prunes_no_regular_set(program: ModuleType, tmp_path: Path) -> None:
+    """restore.yml writes a safety set just before it restores: a set fetched from offsite that
+    is older than a local one of the same hour must still be there to restore (seen in the
+    four-host drill, where the fresh host's own hourly set made retention drop it)."""
+    make_sets(
+        tmp_path,
+        "20261203T231713Z",  # fetched from offsite, the set to restore
+        "20261203T231719Z",  # the host's own, same hour
+        "20261203T231742Z-prerestore",
+    )  # fmt: skip
+    kept = settings(program, tmp_path, hourly=1)
+    assert program.prune(kept, safety_only=True) == []
+    assert program.prune(kept) == ["20261203T231713Z"]  # what regular retention does

@@ -394,12 +394,18 @@ def backup(settings: Settings, reason: str = "") -> Path:
     return final
 
 
-def prune(settings: Settings, keep_also: Path | None = None) -> list[str]:
+def prune(
+    settings: Settings, keep_also: Path | None = None, safety_only: bool = False
+) -> list[str]:
     """Sets outside retention removed: per bucket kind the newest set of each of the last N
-    hours/days/weeks/months (regular sets); the last keep_safety pre-restore sets."""
+    hours/days/weeks/months (regular sets); the last keep_safety pre-restore sets. With
+    safety_only, every regular set stays (a restore's safety set: the set about to be restored
+    may be one fetched from offsite that regular retention would drop)."""
     sets = list_sets(settings)
     regular = [s for s in sets if "-" not in s.name]
     keep = {s for s in [keep_also] if s is not None}
+    if safety_only:
+        keep.update(regular)
     if regular:
         keep.add(regular[-1])
     for bucket, pattern in BUCKETS.items():
@@ -597,7 +603,7 @@ def command_backup(settings: Settings, args: argparse.Namespace) -> dict[str, An
     started = time.monotonic()
     path = backup(settings, args.reason)
     manifest = json.loads((path / "manifest.json").read_text())
-    pruned = prune(settings, keep_also=path)
+    pruned = prune(settings, keep_also=path, safety_only=bool(args.reason))
     # Safety sets (a reason) stay local: offsite retention counts regular sets only.
     offsite = (
         offsite_push(settings, path) if settings.offsite_repository and not args.reason else None
