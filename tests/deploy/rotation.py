@@ -1,7 +1,6 @@
 """rotate.yml under load, shared by test_day2.py (one host) and test_four_hosts.py (the database
 and Qdrant on another host than the two backends).
 
-    signed_in_user(stack, prefix)   a new user, registered and logged in
     rotate_every_credential(...)    new values in the run's lab secret store, rotate.yml under a
                                     load that reads Qdrant and PostgreSQL, then the checks both
                                     tests make: no failed request, tokens, installed values, old
@@ -13,11 +12,10 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-from dataclasses import dataclass
 
 import smoke
 from labdeploy import ENV, Topology, docker_exec, playbook
-from load import CountingLoad, LoadResult
+from load import CountingLoad
 
 # Run on an app host by the live release's Python: which credentials PostgreSQL and Qdrant
 # accept now (the values come on stdin, never on a command line; only booleans come back).
@@ -50,17 +48,6 @@ print(json.dumps({
 """
 
 
-def signed_in_user(stack: smoke.Stack, prefix: str) -> tuple[str, dict[str, str], str]:
-    """A new user, registered and logged in: its email, login form and access token."""
-    email, password = f"{prefix}-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(18)
-    status, _ = stack.json("POST", "/api/v1/auth/register", {"email": email, "password": password})
-    assert status in (200, 201)
-    form = {"username": email, "password": password}
-    status, body = stack.json("POST", "/api/v1/auth/login", form=form)
-    assert status == 200
-    return email, form, str(body["access_token"])
-
-
 def accepted(host: str, db_password: dict[str, str], qdrant_api_key: dict[str, str]) -> object:
     """{"database": {name: accepted?}, "qdrant": {...}}, asked from app host `host`."""
     given = {"db_password": db_password, "qdrant_api_key": qdrant_api_key}
@@ -85,14 +72,7 @@ def rotate(topology: Topology, *extra: str) -> subprocess.CompletedProcess[str]:
     return playbook("-i", topology.inventory, "playbooks/rotate.yml", *extra, check=False)
 
 
-@dataclass
-class Rotation:
-    result: subprocess.CompletedProcess[str]
-    search: LoadResult
-    profile: LoadResult
-
-
-def rotate_every_credential(topology: Topology, apps: list[str]) -> Rotation:
+def rotate_every_credential(topology: Topology, apps: list[str]) -> None:
     """New signing key (the old one kept as previous), database password, Qdrant API key and
     language model key go into the run's lab secret store (production: the vault); rotate.yml
     installs them under a load through Nginx that reads Qdrant (search) and PostgreSQL (a
@@ -101,7 +81,7 @@ def rotate_every_credential(topology: Topology, apps: list[str]) -> Rotation:
     and Qdrant accept the new credentials and refuse the old ones."""
     stack = smoke.stack_for(topology.host(topology.proxy))
     store = topology.directory / "lab-secrets"
-    _, form, issued_before = signed_in_user(stack, "rotate-all")
+    _, form, issued_before = smoke.signed_in_user(stack, "rotate-all")
     old = {name: (store / name).read_text().strip() for name in ("db_password", "qdrant_api_key")}
     new = {
         "secret_key_previous": (store / "secret_key").read_text().strip(),
@@ -148,4 +128,3 @@ def rotate_every_credential(topology: Topology, apps: list[str]) -> Rotation:
         {"new": new["db_password"], "old": old["db_password"]},
         {"new": new["qdrant_api_key"], "old": old["qdrant_api_key"]},
     ) == {"database": {"new": True, "old": False}, "qdrant": {"new": True, "old": False}}
-    return Rotation(result, search.result, me.result)

@@ -114,6 +114,17 @@ def ask_sample_question(stack: Stack) -> dict[str, Any]:
     return answer.model_dump(mode="json")
 
 
+def signed_in_user(stack: Stack, prefix: str) -> tuple[str, dict[str, str], str]:
+    """A new user, registered and logged in: its email, login form and access token."""
+    email, password = f"{prefix}-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(18)
+    status, _ = stack.json("POST", "/api/v1/auth/register", {"email": email, "password": password})
+    assert status in (200, 201)
+    form = {"username": email, "password": password}
+    status, body = stack.json("POST", "/api/v1/auth/login", form=form)
+    assert status == 200
+    return email, form, str(body["access_token"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--proxy", default="textbook-lab", help="proxy lab host (container name)")

@@ -235,7 +235,7 @@ def test_signing_key_rotation_keeps_issued_tokens_valid_and_fails_no_request(
     gets a new signing key and keeps the old one as the previous key; the next deploy.yml
     installs both, and a token signed before still works."""
     stack = smoke.stack_for(host)
-    email, form, issued_before = rotation.signed_in_user(stack, "rotate")
+    email, form, issued_before = smoke.signed_in_user(stack, "rotate")
     store = SINGLE.directory / "lab-secrets"
     old = (store / "secret_key").read_text().strip()
     for name, value in (("secret_key_previous", old), ("secret_key", secrets.token_hex(32))):

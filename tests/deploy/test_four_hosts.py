@@ -132,7 +132,7 @@ def test_data_host_backup_restores_from_offsite_onto_a_fresh_host(
     The set restored is read just before the restore: the data host's hourly schedule may
     replace an earlier one meanwhile (retention keeps the newest set of each hour)."""
     stack = smoke.stack_for(four)
-    email, form, _ = rotation.signed_in_user(stack, "moved")
+    email, form, _ = smoke.signed_in_user(stack, "moved")
     for _ in lab_hosts(RESTIC):
         target = backups.offsite_target(RESTIC.host("restic"))
         settings = backups.offsite_settings(target, tmp_path / "offsite.json")
