@@ -122,3 +122,16 @@ def test_a_safety_set_prunes_no_regular_set(program: ModuleType, tmp_path: Path)
     kept = settings(program, tmp_path, hourly=1)
     assert program.prune(kept, safety_only=True) == []
     assert program.prune(kept) == ["20261203T231713Z"]  # what regular retention does
+
+
+def test_a_set_fetched_for_a_restore_is_kept_until_restored(
+    program: ModuleType, tmp_path: Path
+) -> None:
+    """A scheduled backup between `fetch` and `restore` (seen in the four-host drill: the fresh
+    host's hourly run at :17 during restore.yml) must not prune the fetched set."""
+    make_sets(tmp_path, "20261204T001633Z", "20261204T001701Z")
+    (tmp_path / "20261204T001633Z" / program.FETCHED).touch()
+    kept = settings(program, tmp_path, hourly=1)
+    assert program.prune(kept) == []
+    (tmp_path / "20261204T001633Z" / program.FETCHED).unlink()  # what a restore does
+    assert program.prune(kept) == ["20261204T001633Z"]

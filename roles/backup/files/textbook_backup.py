@@ -394,6 +394,11 @@ def backup(settings: Settings, reason: str = "") -> Path:
     return final
 
 
+# Marker in a set copied back from offsite: retention keeps it until a restore has used it (a
+# scheduled backup between `fetch` and `restore` could otherwise prune it).
+FETCHED = "fetched-awaiting-restore"
+
+
 def prune(
     settings: Settings, keep_also: Path | None = None, safety_only: bool = False
 ) -> list[str]:
@@ -404,6 +409,7 @@ def prune(
     sets = list_sets(settings)
     regular = [s for s in sets if "-" not in s.name]
     keep = {s for s in [keep_also] if s is not None}
+    keep.update(s for s in regular if (s / FETCHED).exists())  # awaiting its restore
     if safety_only:
         keep.update(regular)
     if regular:
@@ -479,6 +485,7 @@ def restore(settings: Settings, name: str) -> dict[str, Any]:
     points = {c: count_points(settings, c) for c in manifest["points"]}
     if rows != manifest["rows"] or points != manifest["points"]:
         raise BackupError(f"restored {path.name}, but counts differ: {rows} {points}")
+    (path / FETCHED).unlink(missing_ok=True)
     return {"set": path.name, "rows": rows, "points": points, "release": manifest["release"]}
 
 
@@ -580,6 +587,7 @@ def fetch(settings: Settings, name: str) -> Path:
     final = settings.dir / name
     if (final / "manifest.json").is_file():
         verify(final)
+        (final / FETCHED).touch()
         return final
     settings.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = settings.dir / f".partial-fetch-{name}"
@@ -591,6 +599,7 @@ def fetch(settings: Settings, name: str) -> Path:
         found = [m.parent for m in staging.rglob("manifest.json") if m.parent.name == name]
         if len(found) != 1:
             raise BackupError(f"offsite snapshot of {name} holds no set {name}")
+        (found[0] / FETCHED).touch()
         found[0].rename(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
