@@ -90,7 +90,7 @@ def test_containers_run_unprivileged_read_only_logging_to_the_journal(host: str)
         assert inspect(host, container, "{{.HostConfig.LogConfig.Type}}") == "journald"
     assert inspect(host, live, "{{.State.Health.Status}}") == "healthy"
     # Qdrant's image is the lab stand-in, and it requires the API key.
-    assert "stand-in" in inspect(host, "textbook-qdrant", "{{.Config.Image}}")
+    assert "labstandin" in inspect(host, "textbook-qdrant", "{{.Config.Image}}")
     journal = docker_exec(host, "journalctl", "CONTAINER_NAME=textbook-qdrant", "-o", "cat").stdout
     assert "LAB STAND-IN, NOT QDRANT" in journal and "api key required" in journal
     # Gunicorn's access lines of the live slot are in the journal too.
