@@ -25,6 +25,10 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 INVENTORY = TOPOLOGY.inventory
 BACKEND = ("textbook-backend-blue", "textbook-backend-green")
+NOT_RUN = pytest.mark.skip(
+    reason="not yet run to completion in the lab: the first lab run (run co2) passed the deploy and"
+    " the tests above it, then reached the deadline; run it and drop this mark (docs/deploy.md)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +107,7 @@ def test_second_run_changes_nothing(host: str, sources: Path) -> None:
     assert changed(result.stdout) == {host: 0}, result.stdout[-4000:]
 
 
+@NOT_RUN
 def test_app_only_update_fails_no_request(host: str, tmp_path: Path) -> None:
     before = state(host)
     update = new_release(tmp_path, "update")
@@ -123,6 +128,7 @@ def test_app_only_update_fails_no_request(host: str, tmp_path: Path) -> None:
     assert load.result.failed == 0, load.result.summary()
 
 
+@NOT_RUN
 def test_release_failing_its_gate_leaves_previous_release_serving(
     host: str, tmp_path: Path
 ) -> None:
@@ -150,6 +156,7 @@ def test_release_failing_its_gate_leaves_previous_release_serving(
     assert status == 200, body
 
 
+@NOT_RUN
 def test_reboot_brings_everything_back(host: str) -> None:
     live = f"textbook-backend-{state(host)['live']}"
     subprocess.run(
