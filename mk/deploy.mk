@@ -6,12 +6,17 @@ UP_HOST := lab/molecule/up-host.yml
 QDRANT_ARTIFACT := $(ROOT)/.cache/qdrant-artifact/qdrant-labstandin-1.20.0.tar.gz
 DEPLOY_ENV := DOCKER_HOST=unix:///run/textbook-lab/docker.sock ANSIBLE_CONFIG=$(ROOT)/ansible.cfg
 
-.PHONY: up down deploy-lab test-deploy qdrant-artifact
+.PHONY: up down deploy-lab test-deploy qdrant-artifact compose-images
 
 # The Qdrant LAB STAND-IN artifact (labstandins/qdrant, NOT Qdrant): the real binary cannot be fetched here.
 qdrant-artifact: $(QDRANT_ARTIFACT)
 $(QDRANT_ARTIFACT): labstandins/qdrant/qdrant_labstandin.py labstandins/qdrant/build_artifact.py
 	$(PY) labstandins/qdrant/build_artifact.py $(dir $@)
+
+# Images a compose-mode lab host cannot pull (lab base of the backend image, the Qdrant LAB
+# STAND-IN image), built on the lab engine from its Ubuntu 24.04 image (lab/bin/compose-images).
+compose-images: lab venv ## images compose-mode lab hosts load (lab Python base, Qdrant LAB STAND-IN image)
+	@$(DEPLOY_ENV) PYTHON=$(PY) lab/bin/compose-images $(ROOT)/.cache/compose-images
 
 up: setup lab qdrant-artifact ## lab host + deploy.yml (inventories/lab) + sample textbook; prints the HTTPS URL and an answer
 	@start=$$(date +%s); \
@@ -26,7 +31,7 @@ down: ## remove the lab host of `make up`
 # Both topologies on hosts of this run's own, side by side, beside a `make up` host (made with an
 # extra release when there is none, then removed; a user's own is left as found), which must
 # survive the run and its cleanup (tests/deploy/run; logs in .cache/test-deploy).
-test-deploy: lab venv qdrant-artifact e2e-tools ## full stack on 1 and 4 lab hosts of its own (HTTPS, Q&A, idempotence, bad input); a `make up` host survives it
+test-deploy: lab venv qdrant-artifact e2e-tools compose-images ## full stack on 1 and 4 lab hosts of its own (HTTPS, Q&A, idempotence, bad input); a `make up` host survives it
 	@$(DEPLOY_ENV) tests/deploy/run
 
 # `make e2e`: the single-host measurements of tests/deploy/e2e.py (TLS scan with sslyze against

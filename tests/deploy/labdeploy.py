@@ -114,12 +114,15 @@ def deploy(
 
 @dataclass
 class Topology:
-    """A run's lab hosts: {role: image}, groups {group: [roles]}, the role Nginx is on."""
+    """A run's lab hosts: {role: image}, groups {group: [roles]}, the role Nginx is on; extra
+    volumes per role and inventory variables of this topology (compose mode)."""
 
     name: str
     images: dict[str, str]
     groups: dict[str, list[str]]
     proxy: str
+    volumes: dict[str, list[str]] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
     directory: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -142,6 +145,8 @@ class Topology:
                 "image": image,
                 "apt_cache": f"{apt_slot}-{role}",
             }
+            if role in self.volumes:
+                platform["volumes"] = self.volumes[role]
             if role == self.proxy:
                 platform["networks"] = [
                     {"name": "textbook-lab", "aliases": [f"{self.host(role)}.lab.test"]}
@@ -170,6 +175,7 @@ class Topology:
         secrets_dir = self.directory / "lab-secrets"
         (group_vars / "zz-test-run.yml").write_text(
             f"---\n# This run's own lab secrets.\ntextbook_lab_secrets_dir: {secrets_dir}\n"
+            + "".join(f"{name}: {json.dumps(value)}\n" for name, value in self.variables.items())
         )
         platforms = self.directory / "platforms.json"
         platforms.write_text(json.dumps(self.platforms(apt_slot), indent=1))
@@ -197,6 +203,27 @@ FOUR = Topology(
     },
     groups={"proxy": ["proxy"], "app": ["app1", "app2"], "db": ["data"], "vector": ["data"]},
     proxy="proxy",
+)
+
+
+# Compose mode on Ubuntu 24.04 (its docker.io + docker-compose-v2 give Compose v2; Debian 12's
+# packages have v1 only). The host's Docker keeps its data on anonymous volumes (ext4 on the lab
+# engine's side): overlayfs cannot be mounted on the host's own overlay root. The images the lab
+# cannot pull come from lab/bin/compose-images (make compose-images).
+COMPOSE_IMAGES = ROOT / ".cache/compose-images/compose-images.tar"
+COMPOSE = Topology(
+    "compose",
+    images={"compose": "textbook-lab/ubuntu:24.04"},
+    groups={group: ["compose"] for group in ("proxy", "app", "db", "vector")},
+    proxy="compose",
+    volumes={"compose": ["/var/lib/docker", "/var/lib/containerd"]},
+    variables={
+        "backend_mode": "compose",
+        "docker_install_source": "distro",
+        "backend_compose_base_image": "textbook-lab/python:3.12-noble",
+        "backend_compose_qdrant_image": "textbook-lab/qdrant-labstandin:1.20.0",
+        "backend_compose_image_archives": [str(COMPOSE_IMAGES)],
+    },
 )
 
 
