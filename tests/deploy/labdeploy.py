@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -42,6 +43,7 @@ ENV = {
 }
 # Lab settings shared with `make up` (inventories/lab/group_vars/all); a run's own inventory
 # links these and overrides where its lab secrets are generated.
+LAB_NETWORK = "textbook-lab"
 LAB_GROUP_VARS = ROOT / "inventories/lab/group_vars/all"
 # Host-side apt archives (lab/molecule/platform.yml: apt_cache_root) are kept between runs under
 # a slot name; a run holds its slot's lock, so runs side by side never share apt's lock.
@@ -115,7 +117,9 @@ def deploy(
 @dataclass
 class Topology:
     """A run's lab hosts: {role: image}, groups {group: [roles]}, the role Nginx is on; extra
-    volumes per role and inventory variables of this topology (compose mode)."""
+    volumes per role and inventory variables of this topology (compose mode); with
+    `fixed_addresses` each host keeps its lab address across a restart, as a server keeps its
+    address across a reboot (the deployment is wired to it)."""
 
     name: str
     images: dict[str, str]
@@ -123,6 +127,7 @@ class Topology:
     proxy: str
     volumes: dict[str, list[str]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
+    fixed_addresses: bool = False
     directory: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -139,6 +144,7 @@ class Topology:
         """What lab/molecule/create.yml and destroy.yml read; the proxy's network alias is the
         domain pebble validates (it resolves names with the lab network's DNS)."""
         platforms: list[dict[str, Any]] = []
+        addresses = iter(free_addresses(len(self.images)) if self.fixed_addresses else [])
         for role, image in self.images.items():
             platform: dict[str, Any] = {
                 "name": self.host(role),
@@ -147,10 +153,13 @@ class Topology:
             }
             if role in self.volumes:
                 platform["volumes"] = self.volumes[role]
+            network: dict[str, Any] = {"name": LAB_NETWORK}
             if role == self.proxy:
-                platform["networks"] = [
-                    {"name": "textbook-lab", "aliases": [f"{self.host(role)}.lab.test"]}
-                ]
+                network["aliases"] = [f"{self.host(role)}.lab.test"]
+            if self.fixed_addresses:
+                network["ipv4_address"] = next(addresses)
+            if len(network) > 1:
+                platform["networks"] = [network]
             platforms.append(platform)
         return {"molecule_yml": {"platforms": platforms}}
 
@@ -180,6 +189,28 @@ class Topology:
         platforms = self.directory / "platforms.json"
         platforms.write_text(json.dumps(self.platforms(apt_slot), indent=1))
         return platforms
+
+
+def free_addresses(count: int) -> list[str]:
+    """`count` addresses of the lab network's upper half that no container holds (IPAM hands
+    out the lower addresses first), picked at random so concurrent runs rarely meet."""
+    inspect = subprocess.run(
+        ["docker", "network", "inspect", LAB_NETWORK],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    network = json.loads(inspect.stdout)[0]
+    subnet = ipaddress.ip_network(network["IPAM"]["Config"][0]["Subnet"])
+    used = {c["IPv4Address"].split("/")[0] for c in network.get("Containers", {}).values()}
+    upper = list(subnet.hosts())[subnet.num_addresses // 2 :]
+    free: list[str] = []
+    while len(free) < count:
+        address = str(secrets.choice(upper))
+        if address not in used and address not in free:
+            free.append(address)
+    return free
 
 
 def one_host(name: str, image: str = "textbook-lab/debian:12") -> Topology:
@@ -217,6 +248,7 @@ COMPOSE = Topology(
     groups={group: ["compose"] for group in ("proxy", "app", "db", "vector")},
     proxy="compose",
     volumes={"compose": ["/var/lib/docker", "/var/lib/containerd"]},
+    fixed_addresses=True,  # test_reboot_brings_everything_back restarts it
     variables={
         "backend_mode": "compose",
         "docker_install_source": "distro",
