@@ -58,7 +58,7 @@ def playbook(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     )
     print(
         f"ansible-playbook {' '.join(args)}: rc={result.returncode} "
-        f"in {time.monotonic() - started:.0f}s"
+        f"in {time.monotonic() - started:.0f}s; slowest: {'; '.join(slowest_tasks(result.stdout))}"
     )
     if check and result.returncode != 0:
         pytest.fail(
@@ -66,6 +66,15 @@ def playbook(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
             f"\n{result.stderr[-2000:]}"
         )
     return result
+
+
+PROFILE_LINE = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s$", re.MULTILINE)
+
+
+def slowest_tasks(output: str, count: int = 3) -> list[str]:
+    """The `count` slowest tasks of a play's profile_tasks summary (ansible.cfg enables it)."""
+    tasks = sorted(PROFILE_LINE.findall(output), key=lambda task: -float(task[1]))
+    return [f"{name.strip()} {seconds}s" for name, seconds in tasks[:count]]
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
