@@ -4,7 +4,8 @@ image built on the host, the Qdrant LAB STAND-IN image, PostgreSQL from its role
 
 One converge, then (in this order): HTTPS and an answer, the containers as configured, a second
 run changing nothing, an app-only update under load with no failed request, a release failing
-its gate with the previous one still serving, a reboot bringing everything back.
+its gate with the previous one still serving, the day-2 playbooks made for systemd mode refusing
+before any change, a reboot bringing everything back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from pathlib import Path
 import pytest
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
 from labdeploy import COMPOSE as TOPOLOGY
-from labdeploy import ENV, changed, deploy, docker_exec, lab_hosts, playbook, snapshot_sources
+from labdeploy import (
+    ENV,
+    changed,
+    deploy,
+    docker_exec,
+    lab_hosts,
+    playbook,
+    recap,
+    snapshot_sources,
+)
 from load import CountingLoad
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -148,6 +158,17 @@ def test_release_failing_its_gate_leaves_previous_release_serving(
     assert f"textbook-backend-{before['live']}" in running(host)
     status, _, body = smoke.stack_for(host).request("GET", "/api/v1/health")
     assert status == 200, body
+
+
+@pytest.mark.parametrize("name", ["rollback", "restore", "backup", "rotate"])
+def test_day2_playbooks_of_systemd_mode_refuse_before_any_change(host: str, name: str) -> None:
+    before = state(host)
+    result = playbook("-i", INVENTORY, f"playbooks/{name}.yml", check=False)
+    assert result.returncode != 0
+    assert f"{name}.yml works on systemd-mode deployments" in result.stdout, result.stdout[-3000:]
+    assert "Nothing was changed" in result.stdout
+    assert all(counts["changed"] == 0 for counts in recap(result.stdout).values()), result.stdout
+    assert state(host) == before
 
 
 def test_reboot_brings_everything_back(host: str) -> None:

@@ -38,4 +38,6 @@ while time.monotonic() < deadline:
     except OSError as error:
         last = str(error)
     time.sleep(2)
-sys.exit(f"candidate {container} did not answer 200 on {url} within {timeout:.0f}s; last answer: {last}")
+sys.exit(
+    f"candidate {container} did not answer 200 on {url} within {timeout:.0f}s; last answer: {last}"
+)
