@@ -11,7 +11,6 @@ before any change, a reboot bringing everything back.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,12 @@ import pytest
 import smoke  # tests/deploy/smoke.py (pytest puts this directory on sys.path)
 from labdeploy import COMPOSE as TOPOLOGY
 from labdeploy import (
-    ENV,
     changed,
     deploy,
     docker_exec,
     lab_hosts,
     playbook,
+    reboot,
     recap,
     snapshot_sources,
 )
@@ -173,15 +172,7 @@ def test_day2_playbooks_of_systemd_mode_refuse_before_any_change(host: str, name
 
 def test_reboot_brings_everything_back(host: str) -> None:
     live = f"textbook-backend-{state(host)['live']}"
-    subprocess.run(
-        ["docker", "restart", host], env=ENV, check=True, capture_output=True, timeout=180
-    )
-    # The container's systemd may not take `docker exec` at once: ask until it has booted.
-    deadline = time.monotonic() + 180
-    boot = ""
-    while time.monotonic() < deadline and boot not in ("running", "degraded"):
-        time.sleep(2)
-        boot = docker_exec(host, "systemctl", "is-system-running", check=False).stdout.strip()
+    boot = reboot(host)
     failed = docker_exec(host, "systemctl", "--failed", "--no-legend", check=False).stdout
     assert boot == "running", f"{boot!r}; failed units: {failed}"
     deadline = time.monotonic() + 240

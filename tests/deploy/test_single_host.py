@@ -27,6 +27,7 @@ from labdeploy import (
     deploy,
     docker_exec,
     playbook,
+    reboot,
     recap,
     snapshot_sources,
 )
@@ -442,3 +443,17 @@ def test_e2e_fault_drill_recovers_by_itself(single: str, drill: str, command: st
         smoke.stack_for(single), drill, lambda: docker_exec(single, "bash", "-c", command)
     )
     assert result["seconds_until_healthy"] < 120, result
+
+
+def test_e2e_drill_host_reboot_recovers_by_itself(single: str) -> None:
+    """The host restarted under the counting load (its lab address kept, as a server keeps its
+    own): every service comes back by itself and a question is answered. Requests fail while
+    the host is down; they are counted, not limited. Last in this module: it reboots the host
+    that test_day2.py and test_backup_restore.py then use."""
+    states: list[str] = []
+    stack = smoke.stack_for(single)
+    result = e2e.drill(stack, "host-reboot", lambda: states.append(reboot(single)), timeout=300)
+    failed = docker_exec(single, "systemctl", "list-units", "--failed", "--plain", "--no-legend")
+    assert states == ["running"], f"{states}; failed units: {failed.stdout}"
+    assert result["seconds_until_healthy"] < 300, result
+    assert smoke.ask_sample_question(stack)["citations"]
