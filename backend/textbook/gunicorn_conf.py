@@ -61,6 +61,8 @@ max_requests, max_requests_jitter = recycling(workers)
 # SSE answers can take a while; the worker heartbeat is separate from request time.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Above Nginx's upstream keepalive_timeout (nginx_upstream_keepalive_timeout, 4 s): Nginx drops an
+# idle connection before gunicorn closes it, so it never sends a request into a closing one.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # gunicorn accepts only addresses and networks here; the app's own proxy middleware also
 # honours the "unix:" entry (nginx on a unix socket), so it is left to the app.
