@@ -115,7 +115,8 @@ def test_second_run_changes_nothing(host: str, sources: Path) -> None:
 def test_app_only_update_fails_no_request(host: str, tmp_path: Path) -> None:
     before = state(host)
     update = new_release(tmp_path, "update")
-    with CountingLoad(smoke.stack_for(host), rate=20, max_seconds=600) as load:
+    # Bounded, and longer than any update here: the load must run through the switch.
+    with CountingLoad(smoke.stack_for(host), rate=20, max_seconds=2400) as load:
         time.sleep(2)  # the load runs before, during and after the switch
         started = time.monotonic()
         playbook(
@@ -129,6 +130,8 @@ def test_app_only_update_fails_no_request(host: str, tmp_path: Path) -> None:
     assert after[after["live"]] != before[before["live"]]
     assert f"textbook-backend-{before['live']}" not in running(host)
     assert load.result.total > 0
+    ran = max(sample.started for sample in load.result.samples)
+    assert ran > took, f"the load stopped after {ran:.0f}s, before the update ended ({took:.0f}s)"
     assert load.result.failed == 0, load.result.summary()
 
 
