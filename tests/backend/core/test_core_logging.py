@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from textbook.core.logging import JsonFormatter, configure_logging, request_id_var
+from textbook.core.logging import FIELDS, JsonFormatter, configure_logging, request_id_var
 
 
 @pytest.fixture
@@ -64,6 +64,22 @@ def test_time_is_iso_8601_in_utc(restore_root: None) -> None:
     written = datetime.fromisoformat(str(line["time"]))
     assert written.utcoffset() == timedelta(0)
     assert before - timedelta(seconds=1) <= written <= datetime.now(UTC)
+
+
+def test_a_records_fields_given_as_one_dict_are_fields_of_the_line(restore_root: None) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    logging.getLogger("textbook.test").info("request", extra={FIELDS: {"status": 200, "a": "b"}})
+    [line] = parsed(stream)
+    assert line | {"time": "t"} == {
+        "time": "t",
+        "level": "INFO",
+        "logger": "textbook.test",
+        "message": "request",
+        "request_id": None,
+        "status": 200,
+        "a": "b",
+    }
 
 
 def test_configuring_again_replaces_the_apps_handler(restore_root: None) -> None:
