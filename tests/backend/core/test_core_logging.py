@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from textbook.core.logging import JsonFormatter, configure_logging, request_id_var
+from textbook.core.logging import FIELDS, JsonFormatter, configure_logging, request_id_var
 
 
 @pytest.fixture
@@ -50,6 +52,34 @@ def test_each_line_carries_the_request_id_of_its_context(restore_root: None) -> 
         "WARNING",
         "req-1",
     )
+
+
+def test_time_is_iso_8601_in_utc(restore_root: None) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    before = datetime.now(UTC)
+    logging.getLogger("textbook.test").info("now")
+    [line] = parsed(stream)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", str(line["time"]))
+    written = datetime.fromisoformat(str(line["time"]))
+    assert written.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= written <= datetime.now(UTC)
+
+
+def test_a_records_fields_given_as_one_dict_are_fields_of_the_line(restore_root: None) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    logging.getLogger("textbook.test").info("request", extra={FIELDS: {"status": 200, "a": "b"}})
+    [line] = parsed(stream)
+    assert line | {"time": "t"} == {
+        "time": "t",
+        "level": "INFO",
+        "logger": "textbook.test",
+        "message": "request",
+        "request_id": None,
+        "status": 200,
+        "a": "b",
+    }
 
 
 def test_configuring_again_replaces_the_apps_handler(restore_root: None) -> None:
