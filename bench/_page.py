@@ -105,20 +105,28 @@ def update_figure(updates: list[dict[str, Any]], target: Path, stamp: str) -> No
     plt.close(figure)
 
 
+def load(run: dict[str, Any]) -> str:
+    average = run.get("load_average_1min")
+    return f"{average['before']:.1f} / {average['after']:.1f}" if average else "?"
+
+
 def deploy_section(document: dict[str, Any], reports: Path) -> list[str]:
     results = document["results"]
     lines = [f"Host: {results.get('host', '?')}.", ""]
-    steps = [
-        [name.replace("_", " "), results[name]["seconds"], results[name]["changed"]]
+    runs = [
+        (name.replace("_", " "), results.get(name, {}))
         for name in ("fresh_converge", "no_change_rerun")
-        if name in results
     ]
     updates = results.get("app_only_update", [])
-    steps += [
-        [f"app-only update {n} (--tags backend)", u["seconds"], u["changed"]]
-        for n, u in enumerate(updates, start=1)
-    ]
-    lines += table(["deploy.yml run", "seconds", "changed"], steps)
+    runs += [(f"app-only update {n} (--tags backend)", u) for n, u in enumerate(updates, start=1)]
+    lines += table(
+        ["deploy.yml run", "seconds", "changed", "load average before / after"],
+        [[name, run["seconds"], run["changed"], load(run)] for name, run in runs if run],
+    )
+    slowest = results.get("no_change_rerun", {}).get("slowest_tasks", [])
+    if slowest:
+        lines += ["", "Slowest tasks of the no-change re-run (profile_tasks):", ""]
+        lines += table(["task", "seconds"], slowest)
     if updates:
         lines += ["", "Requests during each update (extra wait = longest - median):", ""]
         lines += table(

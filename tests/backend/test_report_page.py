@@ -39,7 +39,12 @@ def test_page_has_tables_a_latency_figure_and_says_how_and_when(tmp_path: Path) 
             "results": {
                 "host": "lab container",
                 "fresh_converge": {"seconds": 301.5, "changed": 88},
-                "no_change_rerun": {"seconds": 27.4, "changed": 0},
+                "no_change_rerun": {
+                    "seconds": 27.4,
+                    "changed": 0,
+                    "load_average_1min": {"before": 3.14, "after": 4.0},
+                    "slowest_tasks": [["backend : The backend wheel is built", 1.25]],
+                },
                 "app_only_update": [
                     {
                         "seconds": 18.2,
@@ -72,8 +77,10 @@ def test_page_has_tables_a_latency_figure_and_says_how_and_when(tmp_path: Path) 
 
     page = _page().render(tmp_path).read_text(encoding="utf-8")
 
-    assert "| no change rerun | 27.4 | 0 |" in page
-    assert "| app-only update 1 (--tags backend) | 18.2 | 12 |" in page
+    assert "| fresh converge | 301.5 | 88 | ? |" in page  # no load recorded: not invented
+    assert "| no change rerun | 27.4 | 0 | 3.1 / 4.0 |" in page
+    assert "| backend : The backend wheel is built | 1.25 |" in page
+    assert "| app-only update 1 (--tags backend) | 18.2 | 12 | ? |" in page
     assert "| 1 | 41 | 1 | 12.0 | 12.0 | 0.0 |" in page
     assert "| rps | 5212.5 |" in page
     assert "| default | 0.93 | 1.0 | 0.95 | 80 |" in page
