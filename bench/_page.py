@@ -95,9 +95,9 @@ def update_figure(updates: list[dict[str, Any]], target: Path, stamp: str) -> No
         )
         ax.set_ylabel("latency (ms)")
         ax.set_xlabel("seconds since the load began (the update starts at about 0)")
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper left")
     figure.suptitle(
-        f"GET /api/v1/health through Nginx during `--tags backend` ({stamp})", fontsize=9
+        f"GET /api/v1/health through Nginx during `--tags backend`\n(measured {stamp})", fontsize=9
     )
     figure.tight_layout()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,9 @@ def deploy_section(document: dict[str, Any], reports: Path) -> list[str]:
             ],
         )
         figure = reports / "figures" / "deploy-update-latency.png"
-        update_figure(updates, figure, when(document.get("environment", {})))
+        environment = document.get("environment", {})
+        stamp = f"{environment.get('time', 'time unknown')}, commit {environment.get('git_commit')}"
+        update_figure(updates, figure, stamp)
         lines += [
             "",
             f"![Latency of every request during each app-only update]"
