@@ -11,3 +11,9 @@ bench: venv ## benchmarks (ingest throughput, search/answer latency, ...) -> rep
 	@set -e; for script in $(if $(BENCH),bench/$(BENCH).py,$(BENCH_SCRIPTS)); do \
 	  echo "== bench $$script"; $(PY) $$script; \
 	done
+
+# One page of the latest reports/ (bench, eval, e2e): tables, and the deploy benchmark's
+# latency-over-time figure (matplotlib, pinned in the dev extra).
+.PHONY: report
+report: venv ## the latest reports/ (bench, eval, e2e) as one Markdown page -> reports/report.md
+	$(PY) bench/_page.py

@@ -3,15 +3,31 @@
 # usage: build-wheel.sh PYTHON SOURCE_DIR CACHE_DIR ; prints the wheel's path.
 # The sources are copied first (no stale build/ or egg-info from the working tree), and
 # SOURCE_DATE_EPOCH fixes zip timestamps, so the same sources give the same bytes and the
-# release id (version + content hash) stays stable between runs.
+# release id (version + content hash) stays stable between runs. Sources built before (same
+# names, modes and contents) are not built again: a re-run with no change needs no build.
 set -eu
 python=$1 src=$2 cache=$3
-work="$cache/build"
-rm -rf "$work" && mkdir -p "$work/src" "$work/out"
+sources() {
+  find pyproject.toml README.md backend \( -name __pycache__ -o -name '*.egg-info' \) -prune -o -type f "$@"
+}
+key=$(cd "$src" && { sources -printf '%m %p\n' | LC_ALL=C sort; sources -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; } |
+  sha256sum | cut -c1-16)
+built="$cache/wheels/$key"
+for wheel in "$built"/*.whl; do
+  if [ -s "$wheel" ]; then echo "$wheel"; exit 0; fi
+done
+# A work directory of this build's own: deploys side by side may share the cache.
+mkdir -p "$cache"
+work=$(mktemp -d "$cache/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/src" "$work/out"
 cp -R "$src/pyproject.toml" "$src/README.md" "$src/backend" "$work/src/"
 find "$work/src" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 SOURCE_DATE_EPOCH=315532800 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/out" "$work/src" >&2
 wheel=$(ls "$work/out"/*.whl)
-mkdir -p "$cache/wheels"
-cp "$wheel" "$cache/wheels/"
-echo "$cache/wheels/$(basename "$wheel")"
+# One directory per source key (every build's wheel has the same file name); written under
+# another name first, so a build cut short never leaves a wheel that looks complete.
+mkdir -p "$built"
+cp "$wheel" "$built/$(basename "$wheel").part"
+mv "$built/$(basename "$wheel").part" "$built/$(basename "$wheel")"
+echo "$built/$(basename "$wheel")"
