@@ -388,9 +388,13 @@ def test_e2e_network_facing_units_are_sandboxed(single: str) -> None:
     assert all(level <= 5.0 for unit, level in exposure.items() if unit != "ssh.service"), exposure
 
 
-def test_e2e_lynis_audit_is_recorded(single: str) -> None:
+def test_e2e_lynis_hardening_index_is_at_least_80_without_warnings(single: str) -> None:
+    """Lynis' audit of the deployed host (role common's hardening; the first converge applied the
+    pending security updates, as in production): index >= 80, no warning. The JSON lists what
+    Lynis still suggests; docs/deploy.md says why each is left."""
     result = e2e.lynis(single)
-    assert result["hardening_index"] > 0, result
+    assert result["warnings"] == [], result
+    assert result["hardening_index"] >= 80, result
 
 
 # The backend's own per-address and per-user limits (RATE_LIMIT_*, 120 and 60 requests a minute)
