@@ -238,7 +238,11 @@ def free_addresses(count: int) -> list[str]:
 
 
 def one_host(
-    name: str, image: str = "textbook-lab/debian:12", fixed_addresses: bool = False
+    name: str,
+    image: str = "textbook-lab/debian:12",
+    fixed_addresses: bool = False,
+    volumes: list[str] | None = None,
+    variables: dict[str, Any] | None = None,
 ) -> Topology:
     """A topology of one host that is in every group: the whole stack on it."""
     return Topology(
@@ -246,6 +250,8 @@ def one_host(
         images={name: image},
         groups={group: [name] for group in ("proxy", "app", "db", "vector")},
         proxy=name,
+        volumes={name: volumes} if volumes else {},
+        variables=variables or {},
         fixed_addresses=fixed_addresses,
     )
 
@@ -270,13 +276,11 @@ FOUR = Topology(
 # engine's side): overlayfs cannot be mounted on the host's own overlay root. The images the lab
 # cannot pull come from lab/bin/compose-images (make compose-images).
 COMPOSE_IMAGES = ROOT / ".cache/compose-images/compose-images.tar"
-COMPOSE = Topology(
+COMPOSE = one_host(
     "compose",
-    images={"compose": "textbook-lab/ubuntu:24.04"},
-    groups={group: ["compose"] for group in ("proxy", "app", "db", "vector")},
-    proxy="compose",
-    volumes={"compose": ["/var/lib/docker", "/var/lib/containerd"]},
+    "textbook-lab/ubuntu:24.04",
     fixed_addresses=True,  # test_reboot_brings_everything_back restarts it
+    volumes=["/var/lib/docker", "/var/lib/containerd"],
     variables={
         "backend_mode": "compose",
         "docker_install_source": "distro",

@@ -33,7 +33,6 @@ from load import CountingLoad
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 INVENTORY = TOPOLOGY.inventory
-BACKEND = ("textbook-backend-blue", "textbook-backend-green")
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +118,7 @@ def test_app_only_update_fails_no_request(host: str, tmp_path: Path) -> None:
     with CountingLoad(smoke.stack_for(host), rate=20, max_seconds=2400) as load:
         time.sleep(2)  # the load runs before, during and after the switch
         started = time.monotonic()
-        playbook(
-            "-i", INVENTORY, "deploy.yml", "--tags", "backend", "-e", f"backend_source_dir={update}"
-        )
+        deploy(INVENTORY, update, "--tags", "backend")
         took = time.monotonic() - started
         time.sleep(2)
     print(f"compose: app-only update in {took:.0f}s under load: {load.result.summary()}")
@@ -140,16 +137,7 @@ def test_release_failing_its_gate_leaves_previous_release_serving(
 ) -> None:
     before = state(host)
     broken = new_release(tmp_path, "broken", broken=True)
-    result = playbook(
-        "-i",
-        INVENTORY,
-        "deploy.yml",
-        "--tags",
-        "backend",
-        "-e",
-        f"backend_source_dir={broken}",
-        check=False,
-    )
+    result = deploy(INVENTORY, broken, "--tags", "backend", check=False)
     assert result.returncode != 0
     assert "did not go live" in result.stdout, result.stdout[-4000:]
     assert "deliberately broken release" in result.stdout

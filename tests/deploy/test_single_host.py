@@ -26,7 +26,6 @@ from labdeploy import (
     changed,
     deploy,
     docker_exec,
-    playbook,
     reboot,
     recap,
     snapshot_sources,
@@ -330,16 +329,7 @@ def test_release_failing_its_health_gate_leaves_previous_release_serving(
     releases_before = docker_exec(single, "ls", "/opt/textbook/releases").stdout.split()
     assert Path(before).name in releases_before
     broken = snapshot_sources(tmp_path / "broken", broken=True)
-    result = playbook(
-        "-i",
-        SINGLE,
-        "deploy.yml",
-        "--tags",
-        "backend",
-        "-e",
-        f"backend_source_dir={broken}",
-        check=False,
-    )
+    result = deploy(SINGLE, broken, "--tags", "backend", check=False)
     assert result.returncode != 0
     assert "did not go live" in result.stdout, result.stdout[-4000:]
     assert "deliberately broken release" in result.stdout
