@@ -26,6 +26,7 @@ class Sample:
     started: float  # seconds since the load began
     seconds: float  # latency
     outcome: str  # HTTP status as text, or the connection error's class name
+    detail: str = ""  # a failure's answer (its first 300 bytes) or error message
 
 
 @dataclass
@@ -54,11 +55,14 @@ class LoadResult:
 
     def summary(self) -> str:
         kinds: dict[str, int] = {}
+        details: dict[str, str] = {}  # the first failure's detail of each kind, to tell the cause
         for sample in self.failures:
             kinds[sample.outcome] = kinds.get(sample.outcome, 0) + 1
+            details.setdefault(sample.outcome, f"at {sample.started:.1f} s: {sample.detail}")
         return (
             f"{self.total} requests, {self.failed} failed {kinds or ''}, "
             f"median {self.median_wait * 1000:.0f} ms, longest {self.longest_wait * 1000:.0f} ms"
+            + "".join(f"; first {kind} {detail}" for kind, detail in details.items())
         )
 
 
@@ -85,14 +89,17 @@ class CountingLoad:
         deadline = self._began + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             start = time.monotonic()
+            detail = ""
             try:
-                status, _, _ = self.stack.request("GET", self.path, headers=self.headers)
+                status, _, body = self.stack.request("GET", self.path, headers=self.headers)
                 outcome = str(status)
+                if status >= 300:
+                    detail = body[:300].decode("utf-8", "replace")
             except OSError as error:  # refused, reset, TLS or timeout: a failed request
-                outcome = type(error).__name__
+                outcome, detail = type(error).__name__, str(error)
             took = time.monotonic() - start
             with self._lock:
-                self.result.samples.append(Sample(start - self._began, took, outcome))
+                self.result.samples.append(Sample(start - self._began, took, outcome, detail))
             self._stop.wait(max(0.0, self.interval - took))
 
     def __enter__(self) -> CountingLoad:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import httpx
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from textbook.core.config import Settings
 from textbook.rag.sparse import SparseVec
@@ -34,6 +35,15 @@ SERVER_TIMEOUT_SECONDS = 10
 # Connection attempts retried (refused while Qdrant restarts: a config change, a key rotation),
 # with httpcore's backoff (0, 0.5, 1, 2, 4, 8 s): a restart of up to ~15 s fails no request.
 CONNECT_RETRIES = 6
+# httpx retries only connection attempts. A read sent just as Qdrant stops (on a kept-alive
+# connection it closes, or one its listener took but never served) ends without an answer:
+# reads are idempotent, so they are sent again on a new connection, which the retries above
+# carry through the restart.
+READ_ATTEMPTS = 3
+READ_RETRY_PAUSE_SECONDS = 0.2
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+T = TypeVar("T")
 
 
 def _sparse(vector: SparseVec) -> models.SparseVector:
@@ -47,6 +57,27 @@ def _filter(module: str | None, chapter: str | None) -> models.Filter | None:
         if value
     ]
     return models.Filter(must=conditions) if conditions else None
+
+
+def _dropped(exc: ResponseHandlingException) -> bool:
+    """The request went out and the connection ended without an answer (not a timeout)."""
+    return isinstance(exc.source, _DROPPED)
+
+
+def read_again_if_dropped(call: Callable[[], T]) -> T:
+    """`call()` (an idempotent read), sent again when Qdrant dropped its connection."""
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return call()
+        except ResponseHandlingException as exc:
+            if attempt == READ_ATTEMPTS or not _dropped(exc):
+                raise
+            log.warning(
+                "qdrant closed the connection before answering a read (%s): sending it again",
+                type(exc.source).__name__,
+            )
+            time.sleep(READ_RETRY_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable")
 
 
 class ServerStore(ChunkStore):
@@ -74,7 +105,7 @@ class ServerStore(ChunkStore):
     def _stats(self) -> tuple[Layout, int] | None:
         # One request: the collection's vectors and its (approximate) point count.
         try:
-            info = self.client.get_collection(self.collection)
+            info = read_again_if_dropped(lambda: self.client.get_collection(self.collection))
         except UnexpectedResponse as exc:
             if exc.status_code == 404:
                 return None
@@ -159,6 +190,7 @@ class ServerStore(ChunkStore):
 
     def _query(self, query: Query) -> list[Passage]:
         flt = _filter(query.module, query.chapter)
+        search: dict[str, Any]
         if query.dense is not None:
             prefetch = [
                 models.Prefetch(
@@ -174,30 +206,23 @@ class ServerStore(ChunkStore):
                         limit=query.depth,
                     )
                 )
-            response = self.client.query_points(
-                self.collection,
-                prefetch=prefetch,
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                query_filter=flt,
-                limit=query.limit,
-                with_payload=True,
-            )
+            search = {"prefetch": prefetch, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
         else:
             assert query.sparse is not None
-            response = self.client.query_points(
-                self.collection,
-                query=_sparse(query.sparse),
-                using=SPARSE_VECTOR,
-                query_filter=flt,
-                limit=query.limit,
-                with_payload=True,
+            search = {"query": _sparse(query.sparse), "using": SPARSE_VECTOR}
+        response = read_again_if_dropped(
+            lambda: self.client.query_points(
+                self.collection, query_filter=flt, limit=query.limit, with_payload=True, **search
             )
+        )
         return [passage(str(p.id), p.score, p.payload or {}) for p in response.points]
 
     def _count(self) -> int:
-        if not self.client.collection_exists(self.collection):
+        if not read_again_if_dropped(lambda: self.client.collection_exists(self.collection)):
             return 0
-        return int(self.client.count(self.collection, exact=True).count)
+        return int(
+            read_again_if_dropped(lambda: self.client.count(self.collection, exact=True)).count
+        )
 
     def _close(self) -> None:
         self.client.close()

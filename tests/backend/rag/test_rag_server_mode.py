@@ -7,16 +7,21 @@ is reported and that a whole ingest/search/edit cycle survives serialisation ove
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import socketserver
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from qdrant_standin import free_port, start, wait_ready
 from rag_helpers import STANDIN_API_KEY, record_queries, server_settings
 
 from textbook.core.config import Settings
-from textbook.rag.store import make_store
-from textbook.rag.store_server import ServerStore
+from textbook.rag.store import StoreError, make_store
+from textbook.rag.store_server import READ_ATTEMPTS, ServerStore
 
 pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
 
@@ -133,3 +138,97 @@ def test_a_qdrant_restart_fails_no_call(
             second.wait(timeout=10)
     finally:
         store.close()
+
+
+class DroppingProxy(socketserver.ThreadingTCPServer):
+    """A TCP proxy on 127.0.0.1 in front of the stand-in, for what a client sees when Qdrant
+    stops while a request is on its way. `cut()` closes every open connection (as a stopping
+    server closes its kept-alive ones); the next `drops` connections are closed once a request
+    has arrived on them, unanswered (httpx retries only connection attempts, not these).
+    Other connections are piped to the stand-in."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.drops = self.dropped = 0
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def cut(self, then_drop: int) -> None:
+        with self.lock:
+            for conn in self.open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self.drops += then_drop
+
+    def take_drop(self, conn: socket.socket) -> bool:
+        with self.lock:
+            if self.dropped < self.drops:
+                self.dropped += 1
+                return True
+            self.open.add(conn)
+            return False
+
+
+class ProxyHandler(socketserver.BaseRequestHandler):
+    server: DroppingProxy
+
+    def handle(self) -> None:
+        client: socket.socket = self.request
+        if self.server.take_drop(client):
+            client.recv(65536)  # the request arrived ...
+            return  # ... and the connection closes without an answer
+        with socket.create_connection(self.server.upstream) as upstream:
+
+            def pipe(source: socket.socket, sink: socket.socket) -> None:
+                with contextlib.suppress(OSError):
+                    while data := source.recv(65536):
+                        sink.sendall(data)
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_RDWR)
+
+            back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+            back.start()
+            pipe(client, upstream)
+            back.join()
+
+
+def test_a_read_qdrant_drops_unanswered_is_sent_again(
+    server_store: ServerStore, hybrid_settings: Settings, qdrant_url: str, chapters_dir: Path
+) -> None:
+    """A search, a readiness probe and a count whose connection Qdrant closes before answering
+    (it stopped meanwhile) are sent again on a new connection and answered; a read dropped on
+    every attempt still ends as the store's error, after READ_ATTEMPTS tries."""
+    chunks = server_store.ingest(chapters_dir).chunks
+    question = "What is a QoS profile"
+    expected = server_store.search(question, limit=3)
+    proxy = DroppingProxy(qdrant_url)
+    store = make_store(server_settings(hybrid_settings, proxy.url, server_store.collection))
+    try:
+        proxy.cut(then_drop=1)  # the store's first request: reading the collection's layout
+        assert store.search(question, limit=3) == expected
+        for read in (
+            lambda: store.search(question, limit=3) == expected,  # the layout is cached now
+            lambda: store.ready()[0],
+            lambda: store.count() == chunks,
+        ):
+            proxy.cut(then_drop=1)
+            assert read()
+        assert proxy.dropped == 4
+        proxy.cut(then_drop=READ_ATTEMPTS)
+        with pytest.raises(StoreError, match="search failed"):
+            store.search(question, limit=3)
+        assert proxy.dropped == 4 + READ_ATTEMPTS
+    finally:
+        store.close()
+        proxy.shutdown()
+        proxy.server_close()
