@@ -1,9 +1,10 @@
-"""Health gate of a release candidate (tasks/release.yml), run by the host's Python.
+"""Health gate of a release candidate (tasks/release.yml, rollback.yml) or a compose slot
+(tasks/compose.yml), run by the host's Python.
 
-usage: health_gate.py URL UNIT TIMEOUT_SECONDS
-Polls URL until it answers 200 (exit 0). Fails at once when UNIT has exited (no point waiting
-for a crashed release), else after TIMEOUT_SECONDS; the message says what it last saw (e.g.
-the 503 body with per-component status).
+usage: health_gate.py URL unit|container NAME TIMEOUT_SECONDS
+Polls URL until it answers 200 (exit 0). Fails at once when the systemd unit or the container
+NAME has exited (or the container restarted: a crashed release keeps crashing), else after
+TIMEOUT_SECONDS; the message says what it last saw (e.g. the 503 body with per-component status).
 """
 
 import subprocess
@@ -12,19 +13,39 @@ import time
 import urllib.error
 import urllib.request
 
-url, unit, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+url, kind, name, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+
+
+def exited() -> str:
+    """How the candidate ended, or "" while it runs."""
+    if kind == "unit":
+        state = subprocess.run(  # noqa: S603 (fixed command, the role's own unit name)
+            ["systemctl", "is-active", name],  # noqa: S607 (the host's PATH)
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return state if state in ("failed", "inactive") else ""
+    fields = subprocess.run(  # noqa: S603 (fixed command, the role's own container name)
+        ["docker", "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", name],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if not fields or fields[0] in ("exited", "dead") or fields[1:] != ["0"]:
+        return " restarts=".join(fields) or "gone"
+    return ""
+
+
 deadline = time.monotonic() + timeout
 last = "no answer yet"
 while time.monotonic() < deadline:
-    state = subprocess.run(
-        ["systemctl", "is-active", unit], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    if state in ("failed", "inactive"):
+    if state := exited():
         sys.exit(
-            f"candidate {unit} is {state}: it exited before answering 200; last answer: {last}"
+            f"candidate {name} is {state}: it exited before answering 200; last answer: {last}"
         )
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback URL)
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (host's own URL)
             if response.status == 200:
                 print(f"{url}: 200")
                 sys.exit(0)
@@ -34,4 +55,4 @@ while time.monotonic() < deadline:
     except OSError as error:
         last = str(error)
     time.sleep(2)
-sys.exit(f"candidate {unit} did not answer 200 on {url} within {timeout:.0f}s; last answer: {last}")
+sys.exit(f"candidate {name} did not answer 200 on {url} within {timeout:.0f}s; last answer: {last}")
