@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -75,6 +76,22 @@ def test_lab_images_carry_the_container_metadata() -> None:
     result = run("docker", "image", "inspect", "-f", fmt, "textbook-lab/debian:12")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith('"container=docker"] SIGRTMIN+3 ["/sbin/init"]')
+
+
+@pytest.mark.lab
+def test_a_host_can_hold_a_fixed_address_on_the_lab_network() -> None:
+    # The reboot drills keep a host's address across a restart: Docker allows a fixed address
+    # only on a network made with an explicit subnet, which `make lab` gives it.
+    fmt = "{{(index .IPAM.Config 0).Subnet}}"
+    subnet = run("docker", "network", "inspect", "-f", fmt, "textbook-lab").stdout.strip()
+    network = ipaddress.ip_network(subnet)
+    address = str(network.network_address + network.num_addresses - 7)
+    result = run(
+        "docker", "run", "--rm", "--network", "textbook-lab", "--ip", address,
+        "--entrypoint", "hostname", "textbook-lab/debian:12", "-I",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [address]
 
 
 @pytest.mark.lab
