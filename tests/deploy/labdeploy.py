@@ -43,7 +43,7 @@ ENV = {
 }
 # Lab settings shared with `make up` (inventories/lab/group_vars/all); a run's own inventory
 # links these and overrides where its lab secrets are generated.
-LAB_NETWORK = "textbook-lab"
+LAB_NETWORK = os.environ.get("LAB_NETWORK", "textbook-lab")  # as lab/bin/common.sh
 LAB_GROUP_VARS = ROOT / "inventories/lab/group_vars/all"
 # Host-side apt archives (lab/molecule/platform.yml: apt_cache_root) are kept between runs under
 # a slot name; a run holds its slot's lock, so runs side by side never share apt's lock.
