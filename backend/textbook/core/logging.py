@@ -1,16 +1,12 @@
 """JSON logs on stderr (standard logging, a formatter that orjson-dumps each record), each
-line carrying the id of the request that wrote it. Records are formatted and written by a
-thread of their own (the standard library's QueueHandler and QueueListener): the thread that
-logs, the event loop's for access records, only hands them over."""
+line carrying the id of the request that wrote it."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
 from typing import TextIO
 
 import orjson
@@ -61,53 +57,17 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class HandOver(QueueHandler):
-    """Puts each record on a queue for `writer`, a thread that formats and writes it through
-    `handler`. `flush()` returns once every record handed over so far is written; `close()`
-    (logging.shutdown at exit, or configuring again) writes them and ends the thread. A worker
-    killed outright loses the records still queued: its last few milliseconds' worth."""
-
-    def __init__(self, handler: logging.Handler) -> None:
-        super().__init__(queue.SimpleQueue())
-        self.writer: QueueListener | None = QueueListener(self.queue, handler)
-        self.writer.start()
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record  # as it is: the writer formats it, exc_info and all
-
-    def flush(self) -> None:
-        self.acquire()
-        try:
-            if self.writer is not None:
-                self.writer.stop()  # the thread writes what the queue holds, then ends
-                self.writer.start()
-        finally:
-            self.release()
-
-    def close(self) -> None:
-        self.acquire()
-        try:
-            if self.writer is not None:
-                self.writer.stop()
-                self.writer = None
-        finally:
-            self.release()
-        super().close()
-
-
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Root logger to `stream` (stderr) as JSON, replacing (and closing) the handler an
-    earlier call added; uvicorn's own access log is silenced (the app writes one line per
-    request)."""
-    writer = logging.StreamHandler(stream or sys.stderr)
-    writer.setFormatter(JsonFormatter())
-    handler = HandOver(writer)
+    """Root logger to `stream` (stderr) as JSON, replacing the handler an earlier call added;
+    uvicorn's own access log is silenced (the app writes one line per request)."""
+    # Written on the caller's thread: a QueueHandler's thread measured dearer (docs/bench.md).
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
-    handler.addFilter(RequestIdFilter())  # on the logging thread: its request's id
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     for existing in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(existing)
-        existing.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Records need no thread or process names, nor the caller's file and line (a stack walk

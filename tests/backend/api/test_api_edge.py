@@ -4,9 +4,7 @@ request ids and the JSON access log."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from apitest import ClientFactory, auth_headers
@@ -193,21 +191,15 @@ def test_request_id_is_echoed_or_generated(make_client: ClientFactory, sqlite_ur
         assert replaced != bad and len(replaced) == 32
 
 
-def json_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    """The JSON lines on stderr since the last read, once the app's logging thread has written
-    every record handed to it."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
-
-
 def test_one_json_access_line_per_request(
     make_client: ClientFactory, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = make_client(database_url=sqlite_url, log_level="INFO")
-    json_lines(capsys)  # what the app wrote so far
+    capsys.readouterr()
     client.get("/api/v1/chapters/ros2-foundations", headers={"X-Request-ID": "req-42"})
-    lines = json_lines(capsys)
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     access = [line for line in lines if line.get("logger") == "textbook.access"]
     assert len(access) == 1
     entry = access[0]
@@ -270,10 +262,12 @@ def test_the_signed_in_user_is_named_in_the_access_line(
 ) -> None:
     client = make_client(database_url=sqlite_url, log_level="INFO")
     headers = auth_headers(client)
-    json_lines(capsys)  # what the app wrote so far
+    capsys.readouterr()
     me = client.get("/api/v1/users/me", headers=headers).json()
     client.get("/health")
-    lines = json_lines(capsys)
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     access = [line for line in lines if line.get("logger") == "textbook.access"]
     assert [(line["path"], line["user_id"]) for line in access] == [
         ("/api/v1/users/me", me["id"]),
