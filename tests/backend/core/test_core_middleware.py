@@ -1,6 +1,7 @@
 """The request layer on a small Starlette app: trusted proxies (a unix-socket peer counts as a
 proxy only when "unix:" is listed), the access line handed to logging when the response ends,
-its fields, the signed-in user named once, metrics, and the JSON 500."""
+its fields, the signed-in user named once, metrics, the JSON 500, and the server's own cut of a
+body at its Content-Length (the layer counts only chunked bodies)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import io
 import json
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -246,3 +249,36 @@ def test_no_access_line_above_info(lines: Lines) -> None:
     assert call(layer([], metrics), "/items/1")[0]["status"] == 200
     assert lines() == []
     assert "textbook_http_requests_total" in generate_latest(metrics.registry).decode()
+
+
+def test_the_server_cuts_a_body_at_its_content_length() -> None:
+    """Why the layer counts only a chunked body (Transfer-Encoding) as it arrives: uvicorn
+    hands the app no more than a body's declared Content-Length, whatever follows it."""
+    lengths: list[int] = []
+
+    async def echo(request: Request) -> JSONResponse:
+        lengths.append(len(await request.body()))
+        return JSONResponse({"ok": True})
+
+    app = layer([], routes=[Route("/echo", echo, methods=["POST"])])  # a limit of 1024 bytes
+
+    async def serve_one() -> bytes:
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None))
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(*listening.getsockname())
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+            + b"x" * 5000
+        )
+        response = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        server.should_exit = True
+        await serving
+        return response
+
+    assert asyncio.run(serve_one()).startswith(b"HTTP/1.1 200")
+    assert lengths == [10]
