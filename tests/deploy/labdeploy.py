@@ -258,13 +258,15 @@ def one_host(
 
 # Fixed address: test_single_host.py's reboot drill restarts it.
 SINGLE = one_host("single", fixed_addresses=True)
+# Three distributions: Ubuntu 22.04 runs a backend and PostgreSQL 14 + Qdrant (it has no
+# topology of its own), Ubuntu 24.04 the other backend, Debian 12 the proxy.
 FOUR = Topology(
     "four",
     images={
         "proxy": "textbook-lab/debian:12",
-        "app1": "textbook-lab/debian:12",
+        "app1": "textbook-lab/ubuntu:22.04",
         "app2": "textbook-lab/ubuntu:24.04",
-        "data": "textbook-lab/debian:12",
+        "data": "textbook-lab/ubuntu:22.04",
     },
     groups={"proxy": ["proxy"], "app": ["app1", "app2"], "db": ["data"], "vector": ["data"]},
     proxy="proxy",

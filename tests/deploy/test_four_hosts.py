@@ -1,8 +1,9 @@
 """Full-stack: deploy.yml onto four lab hosts of this run's own (labdeploy.FOUR).
 
-proxy, two app hosts (Debian 12, Ubuntu 24.04), db + vector. One converge, many checks; the
-last ones run day-2 playbooks across the hosts: rotate.yml, then a backup of the data host
-restored from the offsite repository onto a fresh host (a lost data host's drill).
+proxy (Debian 12), two app hosts (Ubuntu 22.04, Ubuntu 24.04), db + vector (Ubuntu 22.04).
+One converge, many checks; the last ones run day-2 playbooks across the hosts: rotate.yml,
+then a backup of the data host restored from the offsite repository onto a fresh host (a lost
+data host's drill).
 """
 
 from __future__ import annotations
