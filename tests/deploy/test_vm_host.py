@@ -38,7 +38,7 @@ from textbook.client.errors import TextbookError
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TEXTBOOK_E2E_VM") != "1",
-    reason="the VM path takes 30-60 min under TCG: make e2e-vm (sets TEXTBOOK_E2E_VM=1)",
+    reason="the VM path takes over 2 h under TCG: make e2e-vm (sets TEXTBOOK_E2E_VM=1)",
 )
 
 TOPOLOGY = one_host("vm")
