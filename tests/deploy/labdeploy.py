@@ -51,10 +51,17 @@ APT_CACHE_ROOT = Path("/var/cache/textbook-lab/apt")
 APT_SLOTS = 8
 
 
-def playbook(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def playbook(
+    *args: str, check: bool = True, timeout: float = 2400
+) -> subprocess.CompletedProcess[str]:
     started = time.monotonic()
     result = subprocess.run(
-        ["ansible-playbook", *args], cwd=ROOT, env=ENV, text=True, capture_output=True, timeout=2400
+        ["ansible-playbook", *args],
+        cwd=ROOT,
+        env=ENV,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
     )
     print(
         f"ansible-playbook {' '.join(args)}: rc={result.returncode} "
@@ -131,10 +138,17 @@ def snapshot_sources(dest: Path, broken: bool = False) -> Path:
 
 
 def deploy(
-    inventory: str, sources: Path, *args: str, check: bool = True
+    inventory: str, sources: Path, *args: str, check: bool = True, timeout: float = 2400
 ) -> subprocess.CompletedProcess[str]:
     return playbook(
-        "-i", inventory, "deploy.yml", "-e", f"backend_source_dir={sources}", *args, check=check
+        "-i",
+        inventory,
+        "deploy.yml",
+        "-e",
+        f"backend_source_dir={sources}",
+        *args,
+        check=check,
+        timeout=timeout,
     )
 
 
