@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_IMAGE = ROOT / "lab" / "bin" / "build-image"
 RECIPES = ROOT / "lab" / "images"
+LAB_NETWORK = os.environ.get("LAB_NETWORK", "textbook-lab")  # as lab/bin/common.sh
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,11 +84,11 @@ def test_a_host_can_hold_a_fixed_address_on_the_lab_network() -> None:
     # The reboot drills keep a host's address across a restart: Docker allows a fixed address
     # only on a network made with an explicit subnet, which `make lab` gives it.
     fmt = "{{(index .IPAM.Config 0).Subnet}}"
-    subnet = run("docker", "network", "inspect", "-f", fmt, "textbook-lab").stdout.strip()
+    subnet = run("docker", "network", "inspect", "-f", fmt, LAB_NETWORK).stdout.strip()
     network = ipaddress.ip_network(subnet)
     address = str(network.network_address + network.num_addresses - 7)
     result = run(
-        "docker", "run", "--rm", "--network", "textbook-lab", "--ip", address,
+        "docker", "run", "--rm", "--network", LAB_NETWORK, "--ip", address,
         "--entrypoint", "hostname", "textbook-lab/debian:12", "-I",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
