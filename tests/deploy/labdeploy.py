@@ -229,9 +229,8 @@ class Topology:
         return platforms
 
 
-def free_addresses(count: int) -> list[str]:
-    """`count` addresses of the lab network's upper half that no container holds (IPAM hands
-    out the lower addresses first), picked at random so concurrent runs rarely meet."""
+def lab_network() -> dict[str, Any]:
+    """`docker network inspect` of the lab network."""
     inspect = subprocess.run(
         ["docker", "network", "inspect", LAB_NETWORK],
         env=ENV,
@@ -239,7 +238,13 @@ def free_addresses(count: int) -> list[str]:
         capture_output=True,
         text=True,
     )
-    network = json.loads(inspect.stdout)[0]
+    return dict(json.loads(inspect.stdout)[0])
+
+
+def free_addresses(count: int) -> list[str]:
+    """`count` addresses of the lab network's upper half that no container holds (IPAM hands
+    out the lower addresses first), picked at random so concurrent runs rarely meet."""
+    network = lab_network()
     subnet = ipaddress.ip_network(network["IPAM"]["Config"][0]["Subnet"])
     used = {c["IPv4Address"].split("/")[0] for c in network.get("Containers", {}).values()}
     upper = list(subnet.hosts())[subnet.num_addresses // 2 :]

@@ -31,7 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from labdeploy import ENV, LAB_GROUP_VARS, LAB_NETWORK, ROOT, RUN, changed, deploy, one_host, recap
+from labdeploy import (
+    ENV,
+    LAB_GROUP_VARS,
+    LAB_NETWORK,
+    ROOT,
+    RUN,
+    changed,
+    deploy,
+    lab_network,
+    one_host,
+    recap,
+)
 from smoke import PEBBLE_ROOT, Stack, ask_sample_question, container_address
 
 from textbook.client.errors import TextbookError
@@ -86,14 +97,7 @@ class Vm:
 
 def lab_gateway() -> str:
     """The machine's own address on the lab network (the bridge's gateway)."""
-    inspect = subprocess.run(
-        ["docker", "network", "inspect", LAB_NETWORK],
-        env=ENV,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return str(json.loads(inspect.stdout)[0]["IPAM"]["Config"][0]["Gateway"])
+    return str(lab_network()["IPAM"]["Config"][0]["Gateway"])
 
 
 def free_port(address: str) -> int:
