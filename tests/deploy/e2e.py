@@ -32,7 +32,7 @@ from api_fuzz import MODES, operations, run_cases
 from labdeploy import ENV, ROOT, docker_exec
 from load import CountingLoad
 from schemathesis.core import NOT_SET
-from smoke import PEBBLE_ROOT, Stack, container_address
+from smoke import PEBBLE_ROOT, Stack, container_address, healthy
 
 REPORTS = ROOT / "reports/e2e"
 # sslyze pins its own cryptography: it lives in a venv of its own (make e2e-tools).
@@ -119,13 +119,6 @@ def lynis(host: str) -> dict[str, Any]:
             "suggestions": values.get("suggestion[]", []),
         },
     )
-
-
-def healthy(stack: Stack) -> bool:
-    try:
-        return stack.request("GET", "/api/v1/health")[0] == 200
-    except OSError:
-        return False
 
 
 def drill(

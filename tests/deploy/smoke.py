@@ -95,6 +95,14 @@ def container_address(name: str) -> str:
     return out[0]
 
 
+def healthy(stack: Stack) -> bool:
+    """/api/v1/health through Nginx answers 200 (False while the stack is down or coming up)."""
+    try:
+        return stack.request("GET", "/api/v1/health")[0] == 200
+    except OSError:
+        return False
+
+
 def stack_for(proxy_host: str) -> Stack:
     context = ssl.create_default_context(cafile=PEBBLE_ROOT)
     return Stack(

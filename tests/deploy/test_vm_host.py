@@ -43,9 +43,7 @@ from labdeploy import (
     one_host,
     recap,
 )
-from smoke import PEBBLE_ROOT, Stack, ask_sample_question, container_address
-
-from textbook.client.errors import TextbookError
+from smoke import PEBBLE_ROOT, Stack, ask_sample_question, container_address, healthy
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TEXTBOOK_E2E_VM") != "1",
@@ -260,16 +258,6 @@ def deployed(vm: Vm, sources: Path) -> Vm:
     counts = recap(result.stdout)[vm.host]
     assert counts["failed"] == 0 and counts["unreachable"] == 0, counts
     return vm
-
-
-def healthy(stack: Stack) -> bool:
-    """HTTPS /health through the VM's public name says ok (False while the stack comes up)."""
-    try:
-        with stack.client() as api:
-            return api.health().status == "ok"
-    except (OSError, TextbookError) as error:
-        print(f"health: {type(error).__name__}: {error}")
-        return False
 
 
 def test_ansible_connects_as_a_non_root_sudoer(vm: Vm) -> None:
