@@ -3,8 +3,9 @@
 # local repository whose Release names this distribution's security archive (the origin
 # unattended-upgrades takes). Its postinst asks for a reboot, as a kernel or libc update does.
 # Usage: pending-security-update.sh VERSION [--install | --lists-stale]
-#   --install: dpkg -i it now instead; --lists-stale: publish it but leave APT's lists as they
-#   were, marked fresh (a new host whose lists are a minute old and predate the update).
+#   --install: dpkg -i it now instead; --lists-stale: publish it after APT's lists of the other
+#   sources are fetched, and mark them fresh (a new host whose lists are a minute old and
+#   predate the update).
 set -eu
 version=$1
 # shellcheck source=/dev/null
@@ -54,11 +55,14 @@ Architectures: all amd64
 SHA256:
  $(sha256sum Packages | cut -d' ' -f1) $(stat -c %s Packages) Packages
 RELEASE
-echo "deb [trusted=yes] file:$repo ./" >/etc/apt/sources.list.d/textbook-secfix.list
 if [ "${2:-}" = --lists-stale ]; then
-  # Ansible's apt module takes this stamp's time as the lists' age (cache_valid_time).
+  # Lists of every other source, fetched before this one is added, and marked fresh: Ansible's
+  # apt module takes this stamp's time as the lists' age (cache_valid_time).
+  apt-get update -qq
+  echo "deb [trusted=yes] file:$repo ./" >/etc/apt/sources.list.d/textbook-secfix.list
   mkdir -p /var/lib/apt/periodic
   touch /var/lib/apt/periodic/update-success-stamp
 else
+  echo "deb [trusted=yes] file:$repo ./" >/etc/apt/sources.list.d/textbook-secfix.list
   apt-get update -qq
 fi
