@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from gunicorn import systemd
+
 from textbook.core.config import get_settings
 
 _settings = get_settings()
@@ -74,6 +76,19 @@ errorlog = "-"
 loglevel = _settings.log_level.lower()
 # Import the app in each worker, after fork: the vector store and DB pool are per process.
 preload_app = False
+
+
+# Under systemd (Type=notify) the service is ready once a worker has loaded the app, not when the
+# master has bound its sockets, gunicorn's own READY=1: a restart, or the hand-over instance of
+# role backend, then returns once requests are served. The master's notice is silenced by taking
+# the socket's address out of its environment; workers get it back to send theirs.
+_notify_socket = os.environ.pop("NOTIFY_SOCKET", None)
+
+
+def post_worker_init(worker: Any) -> None:
+    if _notify_socket:
+        os.environ["NOTIFY_SOCKET"] = _notify_socket
+        systemd.sd_notify("READY=1", worker.log, unset_environment=True)
 
 
 # Several workers share their Prometheus values through files in one directory, so that

@@ -76,3 +76,60 @@ def test_workers_are_recycled_with_jitter_only_when_another_serves(conf) -> None
         QDRANT_URL="http://10.0.0.5:6333", WEB_CONCURRENCY="1", GUNICORN_MAX_REQUESTS="50"
     )
     assert (single.workers, single.max_requests, single.max_requests_jitter) == (1, 0, 0)
+
+
+def test_systemd_hears_ready_only_once_a_worker_has_loaded_the_app(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Type=notify units (role backend) count a restart done at READY=1: it must come from a
+    worker that has imported the app, not from the master that has only bound its socket."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import textbook
+
+    loaded = tmp_path / "loaded"
+    (tmp_path / "slowapp.py").write_text(
+        "import pathlib, time\n"
+        "time.sleep(1.5)\n"
+        f"pathlib.Path({str(loaded)!r}).touch()\n"
+        "async def app(scope, receive, send):\n"
+        "    pass\n"
+    )
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path), os.path.dirname(os.path.dirname(textbook.__file__))]
+        ),
+        "TEXTBOOK_DATA_DIR": str(tmp_path),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:textbook.gunicorn_conf",
+            "slowapp:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        message = notify.recv(1024)
+        app_was_loaded = loaded.exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        notify.close()
+    assert message == b"READY=1"  # not the master's "READY=1\nSTATUS=Gunicorn arbiter booted"
+    assert app_was_loaded
