@@ -15,9 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from gunicorn import systemd
-
 from textbook.core.config import get_settings
+from textbook.core.readiness import NOTIFY_SOCKET_ENV
 
 _settings = get_settings()
 
@@ -78,17 +77,12 @@ loglevel = _settings.log_level.lower()
 preload_app = False
 
 
-# Under systemd (Type=notify) the service is ready once a worker has loaded the app, not when the
-# master has bound its sockets, gunicorn's own READY=1: a restart, or the hand-over instance of
-# role backend, then returns once requests are served. The master's notice is silenced by taking
-# the socket's address out of its environment; workers get it back to send theirs.
-_notify_socket = os.environ.pop("NOTIFY_SOCKET", None)
-
-
-def post_worker_init(worker: Any) -> None:
-    if _notify_socket:
-        os.environ["NOTIFY_SOCKET"] = _notify_socket
-        systemd.sd_notify("READY=1", worker.log, unset_environment=True)
+# Under systemd (Type=notify) the service is ready once a worker's app has started
+# (textbook.core.readiness.notify_ready, at the end of the app's startup), not when the master
+# has bound its sockets: the master's own READY=1 is silenced by moving the notify socket's
+# address to the variable the workers read.
+if os.environ.get("NOTIFY_SOCKET"):
+    os.environ[NOTIFY_SOCKET_ENV] = os.environ.pop("NOTIFY_SOCKET")
 
 
 # Several workers share their Prometheus values through files in one directory, so that

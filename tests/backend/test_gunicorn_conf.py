@@ -78,9 +78,10 @@ def test_workers_are_recycled_with_jitter_only_when_another_serves(conf) -> None
     assert (single.workers, single.max_requests, single.max_requests_jitter) == (1, 0, 0)
 
 
-def test_systemd_hears_ready_only_once_a_worker_has_loaded_the_app(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_systemd_hears_ready_from_a_worker_whose_app_has_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Type=notify units (role backend) count a restart done at READY=1: it must come from a
-    worker that has imported the app, not from the master that has only bound its socket."""
+    worker once its app's startup is over (notify_ready), not from the master that has only
+    bound its socket (gunicorn's own "READY=1\nSTATUS=Gunicorn arbiter booted")."""
     import os
     import socket
     import subprocess
@@ -88,13 +89,21 @@ def test_systemd_hears_ready_only_once_a_worker_has_loaded_the_app(tmp_path) -> 
 
     import textbook
 
-    loaded = tmp_path / "loaded"
+    started = tmp_path / "started"
     (tmp_path / "slowapp.py").write_text(
         "import pathlib, time\n"
-        "time.sleep(1.5)\n"
-        f"pathlib.Path({str(loaded)!r}).touch()\n"
+        "from textbook.core.readiness import notify_ready\n"
         "async def app(scope, receive, send):\n"
-        "    pass\n"
+        "    while True:\n"
+        "        message = await receive()\n"
+        "        if message['type'] == 'lifespan.startup':\n"
+        "            time.sleep(1.5)\n"
+        f"            pathlib.Path({str(started)!r}).touch()\n"
+        "            notify_ready()\n"
+        "            await send({'type': 'lifespan.startup.complete'})\n"
+        "        elif message['type'] == 'lifespan.shutdown':\n"
+        "            await send({'type': 'lifespan.shutdown.complete'})\n"
+        "            return\n"
     )
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
@@ -102,34 +111,26 @@ def test_systemd_hears_ready_only_once_a_worker_has_loaded_the_app(tmp_path) -> 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    package_root = os.path.dirname(os.path.dirname(textbook.__file__))
     env = {
         **os.environ,
         "NOTIFY_SOCKET": str(tmp_path / "notify"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "PYTHONPATH": os.pathsep.join(
-            [str(tmp_path), os.path.dirname(os.path.dirname(textbook.__file__))]
-        ),
-        "TEXTBOOK_DATA_DIR": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), package_root]),
     }
+    config = "python:textbook.gunicorn_conf"
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:textbook.gunicorn_conf",
-            "slowapp:app",
-        ],
+        [sys.executable, "-m", "gunicorn", "--config", config, "slowapp:app"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         message = notify.recv(1024)
-        app_was_loaded = loaded.exists()
+        app_had_started = started.exists()
     finally:
         server.terminate()
         server.wait(timeout=30)
         notify.close()
-    assert message == b"READY=1"  # not the master's "READY=1\nSTATUS=Gunicorn arbiter booted"
-    assert app_was_loaded
+    assert message == b"READY=1"
+    assert app_had_started
