@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from textbook.core.config import get_settings
+from textbook.core.readiness import NOTIFY_SOCKET_ENV
 
 _settings = get_settings()
 
@@ -74,6 +75,14 @@ errorlog = "-"
 loglevel = _settings.log_level.lower()
 # Import the app in each worker, after fork: the vector store and DB pool are per process.
 preload_app = False
+
+
+# Under systemd (Type=notify) the service is ready once a worker's app has started
+# (textbook.core.readiness.notify_ready, at the end of the app's startup), not when the master
+# has bound its sockets: the master's own READY=1 is silenced by moving the notify socket's
+# address to the variable the workers read.
+if os.environ.get("NOTIFY_SOCKET"):
+    os.environ[NOTIFY_SOCKET_ENV] = os.environ.pop("NOTIFY_SOCKET")
 
 
 # Several workers share their Prometheus values through files in one directory, so that

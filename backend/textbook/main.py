@@ -22,7 +22,7 @@ from textbook.core.metrics import Metrics, RouteTemplates
 from textbook.core.middleware import RequestMiddleware
 from textbook.core.netaddr import AddressList
 from textbook.core.ratelimit import RateLimiter
-from textbook.core.readiness import Readiness, check_database
+from textbook.core.readiness import Readiness, check_database, notify_ready
 from textbook.llm import make_llm_client
 from textbook.rag.library import ChapterLibrary
 from textbook.rag.store import Store, check_store, open_store
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 "database": engine.dialect.name,
             },
         )
+        notify_ready()
         try:
             yield
         finally:

@@ -76,3 +76,61 @@ def test_workers_are_recycled_with_jitter_only_when_another_serves(conf) -> None
         QDRANT_URL="http://10.0.0.5:6333", WEB_CONCURRENCY="1", GUNICORN_MAX_REQUESTS="50"
     )
     assert (single.workers, single.max_requests, single.max_requests_jitter) == (1, 0, 0)
+
+
+def test_systemd_hears_ready_from_a_worker_whose_app_has_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Type=notify units (role backend) count a restart done at READY=1: it must come from a
+    worker once its app's startup is over (notify_ready), not from the master that has only
+    bound its socket (gunicorn's own "READY=1\nSTATUS=Gunicorn arbiter booted")."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import textbook
+
+    started = tmp_path / "started"
+    (tmp_path / "slowapp.py").write_text(
+        "import pathlib, time\n"
+        "from textbook.core.readiness import notify_ready\n"
+        "async def app(scope, receive, send):\n"
+        "    while True:\n"
+        "        message = await receive()\n"
+        "        if message['type'] == 'lifespan.startup':\n"
+        "            time.sleep(1.5)\n"
+        f"            pathlib.Path({str(started)!r}).touch()\n"
+        "            notify_ready()\n"
+        "            await send({'type': 'lifespan.startup.complete'})\n"
+        "        elif message['type'] == 'lifespan.shutdown':\n"
+        "            await send({'type': 'lifespan.shutdown.complete'})\n"
+        "            return\n"
+    )
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    package_root = os.path.dirname(os.path.dirname(textbook.__file__))
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), package_root]),
+    }
+    config = "python:textbook.gunicorn_conf"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", config, "slowapp:app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        message = notify.recv(1024)
+        app_had_started = started.exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        notify.close()
+    assert message == b"READY=1"
+    assert app_had_started

@@ -163,12 +163,18 @@ def test_a_kept_lock_is_broken_on_purpose_and_the_update_fails_no_request(
     assert refused.returncode != 0
     assert "textbook_lock_break=true" in refused.stdout
     before = live(host)
+    since = int(time.time())
     with counting(host) as load:
         deploy(INVENTORY, update_sources, "-e", "textbook_lock_break=true")
     print(f"deploy.yml with a new release and a migration under load: {load.result.summary()}")
     assert load.result.total > 0
     assert load.result.failed == 0, load.result.summary()
     assert live(host) != before
+    # While textbook.service restarted, a hand-over instance of the new release served on its
+    # socket (tasks/restart.yml), and it is stopped again.
+    handover = sh(host, f"journalctl -u textbook-handover.service --since @{since} -o cat")
+    assert '"path":"/health"' in handover, handover[-2000:]
+    assert sh(host, "systemctl is-active textbook-handover.service || true").strip() == "inactive"
     assert f"schema at head ({PROBE})" in schema(host)
     audit = sh(host, f"cat {AUDIT}")
     assert "action=deploy event=broke-lock held-by=" in audit

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,26 @@ from textbook.core.migrate import head_revision
 
 log = logging.getLogger("textbook.readiness")
 CACHE_SECONDS = 1.0  # a burst of probes (several monitors, a load balancer) costs one check
+# Where a worker tells systemd it serves: gunicorn_conf moves NOTIFY_SOCKET here, so that the
+# master's own READY (sockets bound, no app loaded yet) is not sent.
+NOTIFY_SOCKET_ENV = "TEXTBOOK_NOTIFY_SOCKET"
+
+
+def notify_ready() -> None:
+    """READY=1 to systemd (Type=notify units) once this worker's app has started: a restart of
+    the service, or its hand-over instance (role backend), then ends when requests are served.
+    A no-op outside systemd; a failure is logged, never fatal."""
+    address = os.environ.get(NOTIFY_SOCKET_ENV, "")
+    if not address:
+        return
+    if address.startswith("@"):  # abstract namespace
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            notify.connect(address)
+            notify.sendall(b"READY=1")
+    except OSError as exc:
+        log.warning("could not tell systemd the worker is ready: %s", exc)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""READY=1 to systemd once the app has started (Type=notify units of role backend)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from textbook.core.readiness import NOTIFY_SOCKET_ENV
+
+
+def test_the_app_tells_systemd_it_is_ready_once_its_startup_is_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Any]
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(0)
+        monkeypatch.setenv(NOTIFY_SOCKET_ENV, str(tmp_path / "notify"))
+        client = make_client()  # runs the lifespan's startup
+        assert notify.recv(64) == b"READY=1"
+        assert client.app.state.readiness is not None  # sent after the startup built it
+
+
+def test_without_systemd_nothing_is_sent_and_a_dead_socket_is_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Any]
+) -> None:
+    monkeypatch.setenv(NOTIFY_SOCKET_ENV, str(tmp_path / "nobody-listens"))
+    assert make_client().get("/health").status_code == 200
