@@ -1,0 +1,1 @@
+../../common/files/host_state.py
