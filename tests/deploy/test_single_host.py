@@ -295,6 +295,47 @@ def test_check_diff_runs_clean_on_converged_host(single: str, sources: Path) -> 
     assert changed(result.stdout) == {single: 0}, result.stdout[-6000:]
 
 
+# What each tampering leaves on the host, read the same way before and after the converge.
+UNIT = "/etc/systemd/system/textbook.service"
+DRIFTED = {
+    "/etc/nginx/sites-available/textbook.conf": "sha1sum /etc/nginx/sites-available/textbook.conf",
+    UNIT: f"stat -c '%a %U %G' {UNIT}",
+    "/var/lib/textbook": "stat -c '%a %U %G' /var/lib/textbook",
+    "/etc/login.defs": "grep -E '^UMASK' /etc/login.defs",
+    "nginx.service": "systemctl is-enabled nginx.service",
+}
+
+
+def test_a_converge_puts_back_what_was_changed_on_the_host(single: str, sources: Path) -> None:
+    """Roles skip a write when their state read shows the host already holds it: anything
+    changed on the host (a file's content or mode, a directory's owner, a line, a disabled unit)
+    must still be put back by the next converge."""
+
+    def state() -> dict[str, str]:
+        return {
+            name: docker_exec(single, "sh", "-c", command).stdout.strip()
+            for name, command in DRIFTED.items()
+        }
+
+    converged = state()
+    docker_exec(
+        single,
+        "sh",
+        "-c",
+        "echo '# edited by hand' >> /etc/nginx/sites-available/textbook.conf"
+        f" && chmod 0600 {UNIT}"
+        " && chown root /var/lib/textbook"
+        " && sed -i 's/^UMASK.*/UMASK 077/' /etc/login.defs"
+        " && systemctl disable --quiet nginx.service",
+    )
+    drifted = state()
+    assert all(drifted[name] != converged[name] for name in DRIFTED), drifted
+    result = deploy(SINGLE, sources)
+    assert changed(result.stdout)[single] >= len(DRIFTED), result.stdout[-4000:]
+    assert state() == converged
+    assert smoke.healthy(smoke.stack_for(single))
+
+
 def test_missing_vault_secret_fails_before_any_change(single: str, sources: Path) -> None:
     result = deploy(SINGLE, sources, "-e", "vault_textbook_qdrant_api_key=", check=False)
     assert result.returncode != 0
