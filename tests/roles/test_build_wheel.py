@@ -12,9 +12,13 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "roles/backend/files/build-wheel.sh"
 
 FAKE_PYTHON = """#!/bin/sh
-# usage as the script calls it: PYTHON -m pip wheel --quiet --no-deps --wheel-dir DIR SRC
-echo build >>"$BUILDS"
-dir=$7 src=$8
+# As the script calls it: PYTHON -c CHECK (exit status: whether setuptools >= 70.1 is there,
+# $HAS_SETUPTOOLS here), then PYTHON -m pip wheel --quiet --no-deps [--no-build-isolation]
+# --wheel-dir DIR SRC
+if [ "$1" = -c ]; then exit "${HAS_SETUPTOOLS:-1}"; fi
+echo "build $*" >>"$BUILDS"
+while [ "$1" != --wheel-dir ]; do shift; done
+dir=$2 src=$3
 version=$(sed -n 's/^version = "\\(.*\\)"/\\1/p' "$src/pyproject.toml")
 cat "$src"/backend/pkg/*.py >"$dir/pkg-$version-py3-none-any.whl"
 """
@@ -28,7 +32,7 @@ def sources(root: Path) -> Path:
     return root
 
 
-def build(tmp_path: Path, src: Path) -> tuple[Path, int]:
+def build(tmp_path: Path, src: Path, has_setuptools: bool = False) -> tuple[Path, int]:
     """The wheel's path, and how many builds the stand-in Python has run so far."""
     python = tmp_path / "python"
     if not python.exists():
@@ -37,7 +41,11 @@ def build(tmp_path: Path, src: Path) -> tuple[Path, int]:
     builds = tmp_path / "builds"
     done = subprocess.run(
         [str(SCRIPT), str(python), str(src), str(tmp_path / "cache")],
-        env={"PATH": "/usr/bin:/bin", "BUILDS": str(builds)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "BUILDS": str(builds),
+            "HAS_SETUPTOOLS": "0" if has_setuptools else "1",
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -72,3 +80,16 @@ def test_a_changed_file_or_mode_builds_a_new_wheel(tmp_path: Path) -> None:
     (src / "backend/pkg/__init__.py").write_text("VALUE = 1\n")
     back, builds = build(tmp_path, src)
     assert (back, builds) == (first, 3)
+
+
+def test_the_build_uses_the_control_node_s_setuptools_when_it_has_a_recent_one(
+    tmp_path: Path,
+) -> None:
+    old = sources(tmp_path / "old")
+    build(tmp_path, old)
+    recent = sources(tmp_path / "recent")
+    (recent / "README.md").write_text("another state of the sources\n")
+    build(tmp_path, recent, has_setuptools=True)
+    first, second = (tmp_path / "builds").read_text().splitlines()
+    assert "--no-build-isolation" not in first  # pip's isolated environment, from the index
+    assert "--no-build-isolation" in second

@@ -15,8 +15,17 @@ from textbook.core.config import Settings
 
 TokenType = Literal["access", "refresh"]
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("timing-equaliser-not-a-password")
+
+
+# Verified against when the e-mail is unknown, so both failures take the same time. A constant
+# (the hash of "timing-equaliser-not-a-password" with argon2-cffi's default parameters) rather
+# than hashed at import: that cost ~0.2 s at every process start (each gunicorn worker, each
+# `textbook` command). tests/backend/core/test_core_security.py checks it still matches the
+# hasher's parameters.
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$1qhO7PqSIloEQ8KLT+hCMQ"
+    "$BliGo67izqz9PzjtZ8FPQC6VohJIL3UY5m2sWw6yEi4"
+)
 
 
 class TokenError(Exception):

@@ -23,7 +23,16 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src" "$work/out"
 cp -R "$src/pyproject.toml" "$src/README.md" "$src/backend" "$work/src/"
 find "$work/src" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
-SOURCE_DATE_EPOCH=315532800 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/out" "$work/src" >&2
+# In the control node's own Python when it has what pyproject.toml's build-system asks
+# (setuptools >= 70.1 builds wheels itself; the repository's deploy extra installs it): ~2 s less
+# than the isolated build environment pip otherwise makes from the index for every build.
+isolation=
+if "$python" -c 'import sys, setuptools
+sys.exit(tuple(int(part) for part in setuptools.__version__.split(".")[:2]) < (70, 1))' 2>/dev/null; then
+  isolation=--no-build-isolation
+fi
+# shellcheck disable=SC2086 # $isolation is one option or none
+SOURCE_DATE_EPOCH=315532800 "$python" -m pip wheel --quiet --no-deps $isolation --wheel-dir "$work/out" "$work/src" >&2
 wheel=$(ls "$work/out"/*.whl)
 # One directory per source key (every build's wheel has the same file name); written under
 # another name first, so a build cut short never leaves a wheel that looks complete.

@@ -2,9 +2,11 @@
 (tasks/compose.yml), run by the host's Python.
 
 usage: health_gate.py URL unit|container NAME TIMEOUT_SECONDS
-Polls URL until it answers 200 (exit 0). Fails at once when the systemd unit or the container
-NAME has exited (or the container restarted: a crashed release keeps crashing), else after
-TIMEOUT_SECONDS; the message says what it last saw (e.g. the 503 body with per-component status).
+Polls URL (every 0.25 s: the host's own loopback) until it answers 200 (exit 0). Fails at once
+when the systemd unit or the container NAME has exited (or the container restarted: a crashed
+release keeps crashing), else after TIMEOUT_SECONDS; the message says what it last saw (e.g. the
+503 body with per-component status). A unit started with --no-block is inactive until its start
+job runs: that is not an exit.
 """
 
 import subprocess
@@ -19,13 +21,15 @@ url, kind, name, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv
 def exited() -> str:
     """How the candidate ended, or "" while it runs."""
     if kind == "unit":
-        state = subprocess.run(  # noqa: S603 (fixed command, the role's own unit name)
-            ["systemctl", "is-active", name],  # noqa: S607 (the host's PATH)
+        shown = subprocess.run(  # noqa: S603 (fixed command, the role's own unit name)
+            ["systemctl", "show", "--property=ActiveState,Job", name],  # noqa: S607 (host's PATH)
             capture_output=True,
             text=True,
             check=False,
-        ).stdout.strip()
-        return state if state in ("failed", "inactive") else ""
+        ).stdout
+        fields = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+        state, job = fields.get("ActiveState", ""), fields.get("Job", "")
+        return state if state == "failed" or (state == "inactive" and not job) else ""
     fields = subprocess.run(  # noqa: S603 (fixed command, the role's own container name)
         ["docker", "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", name],  # noqa: S607
         capture_output=True,
@@ -54,5 +58,5 @@ while time.monotonic() < deadline:
         last = f"HTTP {error.code} {error.read()[:400].decode(errors='replace')}"
     except OSError as error:
         last = str(error)
-    time.sleep(2)
+    time.sleep(0.25)
 sys.exit(f"candidate {name} did not answer 200 on {url} within {timeout:.0f}s; last answer: {last}")
