@@ -6,6 +6,7 @@ sources' package version, so the tests see when the script builds and when it re
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def sources(root: Path) -> Path:
 
 
 def build(tmp_path: Path, src: Path, has_setuptools: bool = False) -> tuple[Path, int]:
-    """The wheel's path, and how many builds the stand-in Python has run so far."""
+    """The wheel's path (the script prints its sha256 first, checked here), and how many builds
+    the stand-in Python has run so far."""
     python = tmp_path / "python"
     if not python.exists():
         python.write_text(FAKE_PYTHON)
@@ -50,7 +52,9 @@ def build(tmp_path: Path, src: Path, has_setuptools: bool = False) -> tuple[Path
         text=True,
         check=True,
     )
-    return Path(done.stdout.strip()), len(builds.read_text().splitlines())
+    checksum, path = done.stdout.strip().split("  ", 1)
+    assert checksum == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return Path(path), len(builds.read_text().splitlines())
 
 
 def test_unchanged_sources_reuse_their_wheel_without_a_build(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Build the backend's wheel reproducibly on the control node (run by tasks/build.yml).
-# usage: build-wheel.sh PYTHON SOURCE_DIR CACHE_DIR ; prints the wheel's path.
+# usage: build-wheel.sh PYTHON SOURCE_DIR CACHE_DIR ; prints the wheel's sha256 and path, as
+# sha256sum does (the release id is made of the version and that hash).
 # The sources are copied first (no stale build/ or egg-info from the working tree), and
 # SOURCE_DATE_EPOCH fixes zip timestamps, so the same sources give the same bytes and the
 # release id (version + content hash) stays stable between runs. Sources built before (same
@@ -14,7 +15,7 @@ key=$(cd "$src" && { sources -printf '%m %p\n' | LC_ALL=C sort; sources -print0 
   sha256sum | cut -c1-16)
 built="$cache/wheels/$key"
 for wheel in "$built"/*.whl; do
-  if [ -s "$wheel" ]; then echo "$wheel"; exit 0; fi
+  if [ -s "$wheel" ]; then sha256sum "$wheel"; exit 0; fi
 done
 # A work directory of this build's own: deploys side by side may share the cache.
 mkdir -p "$cache"
@@ -39,4 +40,4 @@ wheel=$(ls "$work/out"/*.whl)
 mkdir -p "$built"
 cp "$wheel" "$built/$(basename "$wheel").part"
 mv "$built/$(basename "$wheel").part" "$built/$(basename "$wheel")"
-echo "$built/$(basename "$wheel")"
+sha256sum "$built/$(basename "$wheel")"
