@@ -54,7 +54,7 @@ e2e: lab venv qdrant-artifact e2e-tools ## deploy.yml on a lab host of its own, 
 # `make e2e-vm` (docs/deploy.md, "The VM path"): the qemu VM lab host (lab/bin/vm, TCG) gets a
 # sudoer `deploy`; deploy.yml runs over SSH as that user with become; then HTTPS with pebble's
 # certificate, register -> login -> answer with citations, a second run changed=0, a guest
-# reboot -> healthy. Timings in reports/e2e/vm.json. Over 2 h under TCG: not part of `make test`.
+# reboot -> healthy. Timings in reports/e2e/vm.json. 74 min under TCG (run vm3): not part of `make test`.
 .PHONY: e2e-vm
 e2e-vm: lab venv qdrant-artifact ## deploy.yml over SSH as a sudoer onto the qemu VM; HTTPS, Q&A, changed=0, reboot (slow: not in make test)
 	@export TEXTBOOK_TEST_RUN=$${TEXTBOOK_TEST_RUN:-vm$$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')}; rc=0; \

@@ -47,7 +47,7 @@ from smoke import PEBBLE_ROOT, Stack, ask_sample_question, container_address, he
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TEXTBOOK_E2E_VM") != "1",
-    reason="the VM path takes over 2 h under TCG: make e2e-vm (sets TEXTBOOK_E2E_VM=1)",
+    reason="the VM path takes over an hour under TCG: make e2e-vm (sets TEXTBOOK_E2E_VM=1)",
 )
 
 TOPOLOGY = one_host("vm")
