@@ -99,3 +99,19 @@ def test_logging_off_and_other_policies_are_read_as_ufw_shows_them(
     )
     result = run(ufw_state, capsys, shown)
     assert (result["logging"], result["incoming"], result["outgoing"]) == ("off", "reject", "deny")
+
+
+def test_packages_and_the_unit_are_read_when_the_inputs_name_them(
+    ufw_state: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = {**INPUTS, "packages": ["ufw", "iptables"], "unit": "ufw"}
+    ufw_state.main(
+        [json.dumps(inputs)], lambda: STATUS_ACTIVE, lambda: {"iptables"}, lambda unit: "disabled"
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert (result["missing_packages"], result["unit_file_state"]) == (["ufw"], "disabled")
+    ufw_state.main(
+        [json.dumps(inputs)], lambda: STATUS_ACTIVE, lambda: {"ufw", "iptables"}, lambda unit: None
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert (result["missing_packages"], result["unit_file_state"]) == ([], None)

@@ -1,11 +1,15 @@
 """Print, as JSON, how ufw differs from what the role's variables ask for.
 
 argv[1]: JSON of the role's inputs: {"ssh_port", "ssh_sources", "public_tcp_ports",
-"internal_rules"} (the firewall_* variables of the same names).
+"internal_rules"} (the firewall_* variables of the same names), and optionally "packages"
+(names) and "unit" (a systemd unit name).
 Output: {"missing": [{"port", "proto", "src", "comment"}] - allow rules to add,
          "stale": [{"port", "proto", "src"}] - allow rules the variables no longer list,
          "active": bool, "incoming": str | null, "outgoing": str | null, "logging": str | null}
-(policies and logging as `ufw status verbose` shows them; null while ufw is inactive or absent).
+(policies and logging as `ufw status verbose` shows them; null while ufw is inactive or absent),
+with "missing_packages": the given packages dpkg's status does not list installed, and
+"unit_file_state": the unit's UnitFileState as `systemctl show` gives it ("enabled"; null
+when unknown), when the inputs name them.
 Only rules of the shape the role writes (allow, incoming, any destination, any source port)
 are compared; anything else in ufw is left alone. One look instead of a ufw module call per
 rule and setting: a converged host needs no change, so the role runs no ufw module.
@@ -88,8 +92,42 @@ def status(shown: str) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str], read_status: Callable[[], str] = ufw_status) -> None:
-    wanted = wanted_rules(json.loads(argv[0]))
+def installed_packages() -> set[str]:
+    """Packages dpkg's status lists installed (what apt's state=present looks for)."""
+    installed: set[str] = set()
+    try:
+        entries = Path("/var/lib/dpkg/status").read_text(errors="replace").split("\n\n")
+    except OSError:
+        return installed
+    for entry in entries:
+        lines = [line for line in entry.splitlines() if ": " in line and line[0] != " "]
+        fields = dict(line.split(": ", 1) for line in lines)
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            installed.add(fields["Package"])
+    return installed
+
+
+def unit_file_state(unit: str) -> str | None:
+    try:
+        shown = subprocess.run(  # noqa: S603 - fixed argv, the unit name as an argument
+            ["systemctl", "show", "--property=UnitFileState", "--value", unit],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    return (shown.stdout.strip() or None) if shown.returncode == 0 else None
+
+
+def main(
+    argv: list[str],
+    read_status: Callable[[], str] = ufw_status,
+    read_installed: Callable[[], set[str]] = installed_packages,
+    read_unit: Callable[[str], str | None] = unit_file_state,
+) -> None:
+    inputs = json.loads(argv[0])
+    wanted = wanted_rules(inputs)
     present = present_rules()
     missing = [
         {"port": port, "proto": proto, "src": src, "comment": comment}
@@ -101,7 +139,13 @@ def main(argv: list[str], read_status: Callable[[], str] = ufw_status) -> None:
         for port, proto, src in present
         if (port, proto, src) not in wanted
     ]
-    print(json.dumps({"missing": missing, "stale": stale, **status(read_status())}))
+    host: dict[str, Any] = {}
+    if "packages" in inputs:
+        installed = read_installed()
+        host["missing_packages"] = [name for name in inputs["packages"] if name not in installed]
+    if "unit" in inputs:
+        host["unit_file_state"] = read_unit(inputs["unit"])
+    print(json.dumps({"missing": missing, "stale": stale, **status(read_status()), **host}))
 
 
 if __name__ == "__main__":
