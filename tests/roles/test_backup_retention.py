@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from script_module import load_script
 
 PROGRAM = Path(__file__).resolve().parents[2] / "roles/backup/files/textbook_backup.py"
 
 
 @pytest.fixture(scope="module")
 def program() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("textbook_backup", PROGRAM)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PROGRAM, "textbook_backup")
 
 
 def settings(program: ModuleType, tmp_path: Path, **keep: int) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import importlib.util
 import json
 import os
 import pwd
@@ -16,6 +15,7 @@ from types import ModuleType
 
 import pytest
 import yaml
+from script_module import load_script
 
 ROLE = Path(__file__).resolve().parents[2] / "roles/common"
 SCRIPT = ROLE / "files/host_state.py"
@@ -25,11 +25,7 @@ KEY_REGEXP = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__common_ssh_
 
 @pytest.fixture
 def host_state() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("host_state", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "host_state")
 
 
 def read(

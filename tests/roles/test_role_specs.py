@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("role_specs", ROOT / "tools" / "role_specs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["role_specs"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "tools" / "role_specs.py", "role_specs", register=True)
 
 
 role_specs = _load()

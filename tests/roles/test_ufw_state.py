@@ -3,12 +3,12 @@ host)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_module import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "roles/firewall/files/ufw_state.py"
 
@@ -34,10 +34,7 @@ def tuple_line(port: str, src: str, action: str = "allow", direction: str = "in"
 @pytest.fixture
 def ufw_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The script, reading its rule files under tmp_path."""
-    spec = importlib.util.spec_from_file_location("ufw_state", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT, "ufw_state")
     monkeypatch.setattr(module, "RULE_FILES", (tmp_path / "user.rules", tmp_path / "user6.rules"))
     return module
 
