@@ -35,5 +35,5 @@ lint-ansible: venv ## ansible-lint (production profile), yamllint, and the role 
 	ansible-lint --profile production
 	ruff check $(ROLE_SPECS_PY)
 	ruff format --check $(ROLE_SPECS_PY)
-	mypy --strict $(ROLE_SPECS_PY)
+	MYPYPATH=tests/helpers mypy --strict $(ROLE_SPECS_PY)
 	$(PY) -m pytest -q -p no:cacheprovider tests/roles
