@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from textbook.core.config import get_settings
-from textbook.core.readiness import NOTIFY_SOCKET_ENV
+from textbook.core.readiness import MASTER_PID_ENV, NOTIFY_SOCKET_ENV
 
 _settings = get_settings()
 
@@ -81,8 +81,24 @@ preload_app = False
 # (textbook.core.readiness.notify_ready, at the end of the app's startup), not when the master
 # has bound its sockets: the master's own READY=1 is silenced by moving the notify socket's
 # address to the variable the workers read.
+# The workers name their master in that READY (MAINPID=): after a re-exec (USR2, below) systemd
+# then follows the new master, which it did not start.
 if os.environ.get("NOTIFY_SOCKET"):
     os.environ[NOTIFY_SOCKET_ENV] = os.environ.pop("NOTIFY_SOCKET")
+    os.environ[MASTER_PID_ENV] = str(os.getpid())
+
+
+def pre_exec(server: Any) -> None:
+    """USR2 makes gunicorn start a new master beside the old one (its workers serve on the same
+    sockets; the old master is then stopped): role backend switches releases this way, through
+    a launcher script whose interpreter is the `current` link's (`#!<current>/venv/bin/python`),
+    so the new master runs the release `current` points at. gunicorn would run
+    `<python> <launcher>`; run the launcher itself, so the new master and its workers are
+    still `gunicorn` in ps (and pgrep)."""
+    args = server.START_CTX["args"]
+    if len(args) > 1 and os.path.isfile(args[1]) and os.access(args[1], os.X_OK):
+        server.START_CTX[0] = args[1]
+        server.START_CTX["args"] = args[1:]
 
 
 # Several workers share their Prometheus values through files in one directory, so that

@@ -132,5 +132,87 @@ def test_systemd_hears_ready_from_a_worker_whose_app_has_started(tmp_path) -> No
         server.terminate()
         server.wait(timeout=30)
         notify.close()
-    assert message == b"READY=1"
+    assert message == f"READY=1\nMAINPID={server.pid}".encode()
     assert app_had_started
+
+
+def test_a_re_exec_starts_a_new_master_that_systemd_hears_of_and_ps_still_calls_gunicorn(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Role backend switches releases with USR2: gunicorn starts a new master (through the
+    launcher script the unit runs) beside the old one. Its worker's READY names the new master
+    (MAINPID=), so systemd follows it once the old one stops; and the new master is the
+    launcher itself, `gunicorn` in ps, not `python <launcher>` (pre_exec)."""
+    import contextlib
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import textbook
+
+    (tmp_path / "app.py").write_text(
+        "from textbook.core.readiness import notify_ready\n"
+        "async def app(scope, receive, send):\n"
+        "    while True:\n"
+        "        message = await receive()\n"
+        "        if message['type'] == 'lifespan.startup':\n"
+        "            notify_ready()\n"
+        "            await send({'type': 'lifespan.startup.complete'})\n"
+        "        elif message['type'] == 'lifespan.shutdown':\n"
+        "            await send({'type': 'lifespan.shutdown.complete'})\n"
+        "            return\n"
+    )
+    launcher = tmp_path / "bin" / "gunicorn"
+    launcher.parent.mkdir()
+    launcher.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom gunicorn.app.wsgiapp import run\nsys.exit(run())\n"
+    )
+    launcher.chmod(0o755)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    package_root = os.path.dirname(os.path.dirname(textbook.__file__))
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), package_root]),
+    }
+    old = subprocess.Popen(
+        [str(launcher), "--config", "python:textbook.gunicorn_conf", "app:app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    new = 0
+    try:
+        assert notify.recv(1024) == f"READY=1\nMAINPID={old.pid}".encode()
+        old.send_signal(signal.SIGUSR2)
+        ready = notify.recv(1024).decode()
+        assert ready.startswith("READY=1\nMAINPID="), ready
+        new = int(ready.rpartition("=")[2])
+        assert new != old.pid
+        with open(f"/proc/{new}/stat") as stat:
+            assert int(stat.read().rpartition(")")[2].split()[1]) == old.pid  # its parent
+        with open(f"/proc/{new}/comm") as comm:
+            assert comm.read().strip() == "gunicorn"
+        old.terminate()  # the old master stops; the new one serves on
+        old.wait(timeout=30)
+        time.sleep(0.5)
+        os.kill(new, 0)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        if old.poll() is None:
+            old.terminate()
+            old.wait(timeout=30)
+        if new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(new, signal.SIGTERM)
+        notify.close()

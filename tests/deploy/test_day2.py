@@ -77,6 +77,10 @@ def live(host: str) -> str:
     return Path(sh(host, "readlink /opt/textbook/current").strip()).name
 
 
+def service(host: str, prop: str) -> str:
+    return sh(host, f"systemctl show -p {prop} --value textbook.service").strip()
+
+
 def schema(host: str) -> str:
     """The database's revision as the live release reports it (`textbook check`)."""
     return sh(
@@ -163,18 +167,32 @@ def test_a_kept_lock_is_broken_on_purpose_and_the_update_fails_no_request(
     assert refused.returncode != 0
     assert "textbook_lock_break=true" in refused.stdout
     before = live(host)
+    invocation, master = service(host, "InvocationID"), service(host, "MainPID")
     since = int(time.time())
     with counting(host) as load:
-        deploy(INVENTORY, update_sources, "-e", "textbook_lock_break=true")
+        result = deploy(INVENTORY, update_sources, "-e", "textbook_lock_break=true")
     print(f"deploy.yml with a new release and a migration under load: {load.result.summary()}")
     assert load.result.total > 0
     assert load.result.failed == 0, load.result.summary()
     assert live(host) != before
-    # While textbook.service restarted, a hand-over instance of the new release served on its
-    # socket (tasks/restart.yml), and it is stopped again.
+    # The new release went live by a re-exec of the service's master (tasks/restart.yml): the
+    # service did not restart (same invocation), systemd follows a new master whose workers run
+    # the new release, the old master is gone, and the hand-over instance was not needed.
+    assert f"re-exec: main process {master} -> " in result.stdout, result.stdout[-4000:]
+    assert service(host, "InvocationID") == invocation
+    new_master = service(host, "MainPID")
+    assert new_master not in (master, "0")
+    assert sh(host, f"cat /proc/{new_master}/comm").strip() == "gunicorn"
+    workers = sh(host, f"pgrep -P {new_master}").split()
+    assert workers
+    maps = sh(host, f"cat /proc/{workers[0]}/maps")
+    assert f"/releases/{live(host)}/" in maps and f"/releases/{before}/" not in maps
+    deadline = time.monotonic() + 60  # the old master's workers finish what they accepted
+    while docker_exec(host, "kill", "-0", master, check=False).returncode == 0:
+        assert time.monotonic() < deadline, f"the old master {master} is still running"
+        time.sleep(0.5)
     handover = sh(host, f"journalctl -u textbook-handover.service --since @{since} -o cat")
-    assert '"path":"/health"' in handover, handover[-2000:]
-    assert sh(host, "systemctl is-active textbook-handover.service || true").strip() == "inactive"
+    assert '"path":' not in handover, handover[-2000:]
     assert f"schema at head ({PROBE})" in schema(host)
     audit = sh(host, f"cat {AUDIT}")
     assert "action=deploy event=broke-lock held-by=" in audit
@@ -247,10 +265,18 @@ def test_signing_key_rotation_keeps_issued_tokens_valid_and_fails_no_request(
     for name, value in (("secret_key_previous", old), ("secret_key", secrets.token_hex(32))):
         (store / name).write_text(value + "\n")
         (store / name).chmod(0o600)
+    invocation = service(host, "InvocationID")
+    since = int(time.time())
     with counting(host) as load:
         deploy(INVENTORY, update_sources)
     print(f"deploy.yml rotating the signing key under load: {load.result.summary()}")
     assert load.result.failed == 0, load.result.summary()
+    # New settings: textbook.service restarted (a new invocation; a re-exec would keep the old
+    # environment), a hand-over instance serving on its socket meanwhile, stopped again.
+    assert service(host, "InvocationID") != invocation
+    handover = sh(host, f"journalctl -u textbook-handover.service --since @{since} -o cat")
+    assert '"path":"/health"' in handover, handover[-2000:]
+    assert sh(host, "systemctl is-active textbook-handover.service || true").strip() == "inactive"
     status, me = stack.json("GET", "/api/v1/users/me", token=issued_before)
     assert status == 200 and me["email"] == email
     status, body = stack.json("POST", "/api/v1/auth/login", form=form)

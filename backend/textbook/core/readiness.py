@@ -21,21 +21,29 @@ CACHE_SECONDS = 1.0  # a burst of probes (several monitors, a load balancer) cos
 # Where a worker tells systemd it serves: gunicorn_conf moves NOTIFY_SOCKET here, so that the
 # master's own READY (sockets bound, no app loaded yet) is not sent.
 NOTIFY_SOCKET_ENV = "TEXTBOOK_NOTIFY_SOCKET"
+# The gunicorn master's pid, set by gunicorn_conf in the master: READY names it (MAINPID=), so
+# that after a re-exec (USR2: role backend's switch to a new release) systemd follows the new
+# master, which it did not start, and the old one can stop.
+MASTER_PID_ENV = "TEXTBOOK_GUNICORN_MASTER_PID"
 
 
 def notify_ready() -> None:
     """READY=1 to systemd (Type=notify units) once this worker's app has started: a restart of
-    the service, or its hand-over instance (role backend), then ends when requests are served.
-    A no-op outside systemd; a failure is logged, never fatal."""
+    the service, or its hand-over instance (role backend), then ends when requests are served;
+    with MAINPID=<this worker's master> under gunicorn. A no-op outside systemd; a failure is
+    logged, never fatal."""
     address = os.environ.get(NOTIFY_SOCKET_ENV, "")
     if not address:
         return
+    message = "READY=1"
+    if os.environ.get(MASTER_PID_ENV, "").isdigit():
+        message += f"\nMAINPID={os.environ[MASTER_PID_ENV]}"
     if address.startswith("@"):  # abstract namespace
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             notify.connect(address)
-            notify.sendall(b"READY=1")
+            notify.sendall(message.encode())
     except OSError as exc:
         log.warning("could not tell systemd the worker is ready: %s", exc)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from textbook.core.readiness import NOTIFY_SOCKET_ENV
+from textbook.core.readiness import MASTER_PID_ENV, NOTIFY_SOCKET_ENV
 
 
 def test_the_app_tells_systemd_it_is_ready_once_its_startup_is_over(
@@ -19,9 +19,22 @@ def test_the_app_tells_systemd_it_is_ready_once_its_startup_is_over(
         notify.bind(str(tmp_path / "notify"))
         notify.settimeout(0)
         monkeypatch.setenv(NOTIFY_SOCKET_ENV, str(tmp_path / "notify"))
+        monkeypatch.delenv(MASTER_PID_ENV, raising=False)
         client = make_client()  # runs the lifespan's startup
         assert notify.recv(64) == b"READY=1"
         assert client.app.state.readiness is not None  # sent after the startup built it
+
+
+def test_under_gunicorn_ready_names_the_master_as_the_main_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Any]
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(0)
+        monkeypatch.setenv(NOTIFY_SOCKET_ENV, str(tmp_path / "notify"))
+        monkeypatch.setenv(MASTER_PID_ENV, "4242")
+        make_client()
+        assert notify.recv(64) == b"READY=1\nMAINPID=4242"
 
 
 def test_without_systemd_nothing_is_sent_and_a_dead_socket_is_not_fatal(
