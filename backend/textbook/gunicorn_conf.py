@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from gunicorn.systemd import SD_LISTEN_FDS_START
+
 from textbook.core.config import get_settings
 from textbook.core.readiness import MASTER_PID_ENV, NOTIFY_SOCKET_ENV
 
@@ -89,12 +91,20 @@ if os.environ.get("NOTIFY_SOCKET"):
 
 
 def pre_exec(server: Any) -> None:
-    """USR2 makes gunicorn start a new master beside the old one (its workers serve on the same
-    sockets; the old master is then stopped): role backend switches releases this way, through
-    a launcher script whose interpreter is the `current` link's (`#!<current>/venv/bin/python`),
-    so the new master runs the release `current` points at. gunicorn would run
-    `<python> <launcher>`; run the launcher itself, so the new master and its workers are
-    still `gunicorn` in ps (and pgrep)."""
+    """In the child that becomes the new master on USR2 (gunicorn starts it beside the old one,
+    on the same sockets; the old master is then stopped), just before its exec. Role backend
+    switches releases this way, through a launcher whose interpreter is the `current` link's
+    (`#!<current>/venv/bin/python`), so the new master runs the release `current` points at.
+    - Sockets from systemd: gunicorn passes them as LISTEN_FDS=<n> but leaves them where it
+      moved them, not at 3, 4, ... as systemd's protocol (and gunicorn's reading of it) wants,
+      so the new master fails with EBADF (upstream: gunicorn pull request 3285, open). They
+      are copied there.
+    - gunicorn would run `<python> <launcher>`: run the launcher itself, so the new master and
+      its workers are still `gunicorn` in ps (and pgrep)."""
+    if server.systemd:
+        copies = [os.dup(listener.fileno()) for listener in server.LISTENERS]
+        for number, copy in enumerate(copies, start=SD_LISTEN_FDS_START):
+            os.dup2(copy, number)  # inheritable, unlike the copies
     args = server.START_CTX["args"]
     if len(args) > 1 and os.path.isfile(args[1]) and os.access(args[1], os.X_OK):
         server.START_CTX[0] = args[1]

@@ -136,26 +136,33 @@ def test_systemd_hears_ready_from_a_worker_whose_app_has_started(tmp_path) -> No
     assert app_had_started
 
 
-def test_a_re_exec_starts_a_new_master_that_systemd_hears_of_and_ps_still_calls_gunicorn(
+def test_a_re_exec_under_socket_activation_hands_the_socket_to_a_new_master_systemd_hears_of(
     tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     """Role backend switches releases with USR2: gunicorn starts a new master (through the
-    launcher script the unit runs) beside the old one. Its worker's READY names the new master
-    (MAINPID=), so systemd follows it once the old one stops; and the new master is the
-    launcher itself, `gunicorn` in ps, not `python <launcher>` (pre_exec)."""
+    launcher script the unit runs) beside the old one, on the socket systemd passed (fd 3,
+    LISTEN_FDS). The new master gets that socket (pre_exec puts it back at fd 3), its worker's
+    READY names it (MAINPID=) so systemd follows it, it is the launcher itself (`gunicorn` in
+    ps, not `python <launcher>`), and it serves once the old master has stopped."""
     import contextlib
+    import http.client
     import os
     import signal
     import socket
     import subprocess
     import sys
-    import time
 
     import textbook
 
     (tmp_path / "app.py").write_text(
+        "import os\n"
         "from textbook.core.readiness import notify_ready\n"
         "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'http':\n"
+        "        body = str(os.getppid()).encode()\n"
+        "        await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "        await send({'type': 'http.response.body', 'body': body})\n"
+        "        return\n"
         "    while True:\n"
         "        message = await receive()\n"
         "        if message['type'] == 'lifespan.startup':\n"
@@ -173,26 +180,44 @@ def test_a_re_exec_starts_a_new_master_that_systemd_hears_of_and_ps_still_calls_
     launcher.chmod(0o755)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
-    notify.settimeout(30)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    notify.settimeout(20)
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(tmp_path / "app.sock"))
+    listening.listen(16)
     package_root = os.path.dirname(os.path.dirname(textbook.__file__))
     env = {
         **os.environ,
         "NOTIFY_SOCKET": str(tmp_path / "notify"),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
         "PYTHONPATH": os.pathsep.join([str(tmp_path), package_root]),
     }
+
+    def get() -> str:
+        """A request on the socket; the answer is the serving worker's master."""
+        connection = http.client.HTTPConnection("localhost", timeout=10)
+        connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.sock.connect(str(tmp_path / "app.sock"))
+        connection.request("GET", "/")
+        return connection.getresponse().read().decode()
+
+    # As systemd starts it: the socket at fd 3, LISTEN_FDS=1, LISTEN_PID the server's own.
+    as_systemd = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+        "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid())); "
+        "os.execv(sys.argv[2], sys.argv[2:])"
+    )
+    serve = ["--config", "python:textbook.gunicorn_conf", "app:app"]
     old = subprocess.Popen(
-        [str(launcher), "--config", "python:textbook.gunicorn_conf", "app:app"],
+        [sys.executable, "-c", as_systemd, str(listening.fileno()), str(launcher), *serve],
         env=env,
+        pass_fds=[listening.fileno()],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    listening.close()
     new = 0
     try:
         assert notify.recv(1024) == f"READY=1\nMAINPID={old.pid}".encode()
+        assert get() == str(old.pid)
         old.send_signal(signal.SIGUSR2)
         ready = notify.recv(1024).decode()
         assert ready.startswith("READY=1\nMAINPID="), ready
@@ -202,12 +227,9 @@ def test_a_re_exec_starts_a_new_master_that_systemd_hears_of_and_ps_still_calls_
             assert int(stat.read().rpartition(")")[2].split()[1]) == old.pid  # its parent
         with open(f"/proc/{new}/comm") as comm:
             assert comm.read().strip() == "gunicorn"
-        old.terminate()  # the old master stops; the new one serves on
+        old.terminate()  # the old master stops; the new one serves on the same socket
         old.wait(timeout=30)
-        time.sleep(0.5)
-        os.kill(new, 0)
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            pass
+        assert get() == str(new)
     finally:
         if old.poll() is None:
             old.terminate()
