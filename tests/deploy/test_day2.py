@@ -170,7 +170,7 @@ def test_a_kept_lock_is_broken_on_purpose_and_the_update_fails_no_request(
     invocation, master = service(host, "InvocationID"), service(host, "MainPID")
     since = int(time.time())
     with counting(host) as load:
-        result = deploy(INVENTORY, update_sources, "-e", "textbook_lock_break=true")
+        deploy(INVENTORY, update_sources, "-e", "textbook_lock_break=true")
     print(f"deploy.yml with a new release and a migration under load: {load.result.summary()}")
     assert load.result.total > 0
     assert load.result.failed == 0, load.result.summary()
@@ -178,7 +178,6 @@ def test_a_kept_lock_is_broken_on_purpose_and_the_update_fails_no_request(
     # The new release went live by a re-exec of the service's master (tasks/restart.yml): the
     # service did not restart (same invocation), systemd follows a new master whose workers run
     # the new release, the old master is gone, and the hand-over instance was not needed.
-    assert f"re-exec: main process {master} -> " in result.stdout, result.stdout[-4000:]
     assert service(host, "InvocationID") == invocation
     new_master = service(host, "MainPID")
     assert new_master not in (master, "0")
