@@ -12,29 +12,31 @@ import pytest
 from textbook.core.readiness import MASTER_PID_ENV, NOTIFY_SOCKET_ENV
 
 
+@pytest.mark.parametrize(
+    ("master", "message"),
+    [(None, b"READY=1"), ("4242", b"READY=1\nMAINPID=4242")],
+    ids=["alone", "under-gunicorn-naming-the-master"],
+)
 def test_the_app_tells_systemd_it_is_ready_once_its_startup_is_over(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Any]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_client: Callable[..., Any],
+    master: str | None,
+    message: bytes,
 ) -> None:
+    """Under gunicorn (gunicorn_conf sets the master's pid) READY names the master as the main
+    process, so that systemd follows a re-executed master (role backend's release switch)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(tmp_path / "notify"))
         notify.settimeout(0)
         monkeypatch.setenv(NOTIFY_SOCKET_ENV, str(tmp_path / "notify"))
-        monkeypatch.delenv(MASTER_PID_ENV, raising=False)
+        if master is None:
+            monkeypatch.delenv(MASTER_PID_ENV, raising=False)
+        else:
+            monkeypatch.setenv(MASTER_PID_ENV, master)
         client = make_client()  # runs the lifespan's startup
-        assert notify.recv(64) == b"READY=1"
+        assert notify.recv(64) == message
         assert client.app.state.readiness is not None  # sent after the startup built it
-
-
-def test_under_gunicorn_ready_names_the_master_as_the_main_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Any]
-) -> None:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(tmp_path / "notify"))
-        notify.settimeout(0)
-        monkeypatch.setenv(NOTIFY_SOCKET_ENV, str(tmp_path / "notify"))
-        monkeypatch.setenv(MASTER_PID_ENV, "4242")
-        make_client()
-        assert notify.recv(64) == b"READY=1\nMAINPID=4242"
 
 
 def test_without_systemd_nothing_is_sent_and_a_dead_socket_is_not_fatal(
