@@ -270,8 +270,8 @@ def test_signing_key_rotation_keeps_issued_tokens_valid_and_fails_no_request(
         deploy(INVENTORY, update_sources)
     print(f"deploy.yml rotating the signing key under load: {load.result.summary()}")
     assert load.result.failed == 0, load.result.summary()
-    # New settings: textbook.service restarted (a new invocation; a re-exec would keep the old
-    # environment), a hand-over instance serving on its socket meanwhile, stopped again.
+    # New settings and no new release: the handler restarted textbook.service (a new
+    # invocation), a hand-over instance serving on its socket meanwhile, stopped again.
     assert service(host, "InvocationID") != invocation
     handover = sh(host, f"journalctl -u textbook-handover.service --since @{since} -o cat")
     assert '"path":"/health"' in handover, handover[-2000:]
